@@ -1,0 +1,59 @@
+# MyMONIT — the commands of the README.
+#   make run    start (or reuse) MariaDB and RabbitMQ, migrate, run ingest and api, feed demo measures
+#   make test   everything the project checks, against the real servers
+#   make bench  the benchmarks, printed as ratios to baselines measured in the same run
+
+SHELL   := bash
+GO      ?= go
+MODULES := pkg services/ingest services/api adapters
+BIN     := bin
+# Integration tests reach these servers (scripts/services.sh starts them).
+export MYMONIT_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/
+export MYMONIT_TEST_AMQP_URL  ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: all build vet fmt-check test test-short bench run services migrate fuzz clean tidy
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	cd services/ingest && $(GO) build -o ../../$(BIN)/ingest .
+	cd services/api && $(GO) build -o ../../$(BIN)/api .
+	cd adapters && $(GO) build ./...
+
+services:
+	bash scripts/services.sh
+
+fmt-check:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	@set -e; for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...); done
+
+# The full suite: formatting, vet, unit and integration tests (race detector
+# on), fuzz seed corpora, the end-to-end and crash tests of ingest.
+test: services fmt-check vet build
+	@set -e; for m in $(MODULES); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); done
+
+# Everything but the slow crash/restart tests.
+test-short: fmt-check vet
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short -count=1 ./...); done
+
+bench: services build
+	cd services/ingest && $(GO) run ./cmd/ingestbench
+	cd pkg && $(GO) test -run '^$$' -bench . -benchtime 2s ./logging/ ./measure/
+
+migrate: services build
+	$(BIN)/ingest migrate
+
+run: services build
+	bash scripts/run.sh
+
+fuzz:
+	cd pkg && $(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./measure/
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+clean:
+	rm -rf $(BIN)

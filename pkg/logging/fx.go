@@ -1,0 +1,26 @@
+package logging
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+)
+
+// Module provides *Logging and its root *zap.Logger from the Options the
+// service's main supplies (fx.Supply or a config module), and closes the
+// Logging when the application stops. The shipper runs from construction,
+// so that what other constructors log is shipped too. Register
+// Logging.Collector on the service's Prometheus registry where the registry
+// is built; route fx's own events to the logger with fx.WithLogger in main
+// if wanted.
+var Module = fx.Module("logging",
+	fx.Provide(provide),
+)
+
+func provide(lc fx.Lifecycle, o Options) (*Logging, *zap.Logger, error) {
+	l, err := New(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	lc.Append(fx.StopHook(l.Close))
+	return l, l.Logger(), nil
+}

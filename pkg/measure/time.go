@@ -1,0 +1,162 @@
+package measure
+
+import "time"
+
+// maxTimeBytes bounds the length of a time string; the longest useful one,
+// with nanoseconds and an offset, has 35 bytes.
+const maxTimeBytes = 64
+
+// parseTime parses an RFC 3339 date-time (RFC 3339 section 5.6) and returns
+// it in UTC, truncated to the microsecond, or the problem in words (with the
+// "time: " prefix).
+func parseTime(b []byte) (time.Time, string) {
+	fail := func(detail string) (time.Time, string) {
+		s := "time: " + quote(string(b)) + " is not RFC 3339"
+		if detail != "" {
+			s += ": " + detail
+		}
+		return time.Time{}, s
+	}
+	const minLen = len("2006-01-02T15:04:05Z")
+	if len(b) < minLen || len(b) > maxTimeBytes {
+		return fail("")
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	sec, ok6 := digits(b[17:19])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 ||
+		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+		return fail("")
+	}
+
+	i := 19
+	nsec := 0
+	if b[i] == '.' {
+		i++
+		start := i
+		for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+			if i-start < 9 {
+				nsec = nsec*10 + int(b[i]-'0')
+			}
+		}
+		n := i - start
+		if n == 0 {
+			return fail("")
+		}
+		for ; n < 9; n++ {
+			nsec *= 10
+		}
+	}
+	if i >= len(b) {
+		return fail("")
+	}
+
+	offset := 0 // seconds east of UTC
+	switch b[i] {
+	case 'Z', 'z':
+		i++
+	case '+', '-':
+		if len(b)-i != len("+07:00") || b[i+3] != ':' {
+			return fail("")
+		}
+		oh, okh := digits(b[i+1 : i+3])
+		om, okm := digits(b[i+4 : i+6])
+		if !okh || !okm {
+			return fail("")
+		}
+		if oh > 23 || om > 59 {
+			return fail("offset out of range")
+		}
+		offset = oh*3600 + om*60
+		if b[i] == '-' {
+			offset = -offset
+		}
+		i += len("+07:00")
+	default:
+		return fail("")
+	}
+	if i != len(b) {
+		return fail("")
+	}
+
+	switch {
+	case month < 1 || month > 12:
+		return fail("month out of range")
+	case day < 1 || day > daysIn(month, year):
+		return fail("day out of range")
+	case hour > 23:
+		return fail("hour out of range")
+	case minute > 59:
+		return fail("minute out of range")
+	case sec > 59:
+		return fail("second out of range")
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec-nsec%1000, time.UTC)
+	if offset != 0 {
+		t = t.Add(-time.Duration(offset) * time.Second)
+	}
+	if s := checkYear(t); s != "" {
+		return time.Time{}, s
+	}
+	return t, ""
+}
+
+// digits parses a run of ASCII digits.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// appendTime appends t in UTC as RFC 3339 with exactly six fractional
+// digits, e.g. 2026-11-23T10:00:00.123456Z.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends the n lowest decimal digits of v, zero padded.
+func appendDigits(b []byte, v, n int) []byte {
+	var buf [8]byte
+	for i := n - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:n]...)
+}

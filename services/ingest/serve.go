@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/pkg/config"
+	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/queue"
+	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/ingest/internal/service"
+	"github.com/mymonit/mymonit/services/ingest/internal/settings"
+)
+
+// app composes the ingest service from the shared modules.
+func app(cfg settings.Config, extra ...fx.Option) *fx.App {
+	opts := []fx.Option{
+		fx.Supply(
+			cfg.Log.Options("ingest", version()),
+			cfg.MySQL,
+			cfg.AMQP,
+			cfg.Ingest,
+			queue.PublisherOptions{Producer: "ingest", DeclareTopology: true},
+			queue.ConsumerOptions{Prefetch: cfg.Ingest.Prefetch, Tag: "ingest", DeclareTopology: true, DrainTimeout: cfg.Ingest.ShutdownTimeout},
+		),
+		fx.Provide(
+			newRegistry,
+			func(r *prometheus.Registry) prometheus.Registerer { return r },
+		),
+		fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
+			return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zap.WarnLevel))}
+		}),
+		logging.Module,
+		storage.Module,
+		queue.Module,
+		service.Module,
+		fx.Invoke(func(*service.Service) {}),
+	}
+	return fx.New(append(opts, extra...)...)
+}
+
+// newRegistry is the process's metrics registry, with the Go runtime,
+// process and log-shipper collectors.
+func newRegistry(l *logging.Logging) (*prometheus.Registry, error) {
+	r := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		l.Collector(),
+	} {
+		if err := r.Register(c); err != nil {
+			return nil, fmt.Errorf("register collector: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func serve(ctx context.Context, stdout io.Writer) error {
+	cfg, err := settings.Load()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	var log *zap.Logger
+	a := app(cfg, fx.Populate(&log))
+	if err := a.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, a.StartTimeout())
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	log.Info("ingest started", zap.Any("config", config.Describe(cfg)))
+	<-ctx.Done()
+	log.Info("shutting down: finishing in-flight batches")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Ingest.ShutdownTimeout+a.StopTimeout())
+	defer cancel()
+	return a.Stop(stopCtx)
+}
+
+// version is the module version stamped by the Go toolchain.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
