@@ -10,6 +10,8 @@ BIN     := bin
 # Integration tests reach these servers (scripts/services.sh starts them).
 export MYMONIT_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/
 export MYMONIT_TEST_AMQP_URL  ?= amqp://guest:guest@127.0.0.1:5672/
+# The crash tests may restart the local RabbitMQ and MariaDB.
+export MYMONIT_TEST_RESTART_SERVERS ?= 1
 
 .PHONY: all build vet fmt-check test test-short bench run services migrate fuzz clean tidy
 
@@ -33,7 +35,7 @@ vet:
 # The full suite: formatting, vet, unit and integration tests (race detector
 # on), fuzz seed corpora, the end-to-end and crash tests of ingest.
 test: services fmt-check vet build
-	@set -e; for m in $(MODULES); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); done
+	@set -e; for m in $(MODULES); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 -p 1 -timeout 15m ./...); done
 
 # Everything but the slow crash/restart tests.
 test-short: fmt-check vet
@@ -41,7 +43,7 @@ test-short: fmt-check vet
 
 bench: services build
 	cd services/ingest && $(GO) run ./cmd/ingestbench
-	cd pkg && $(GO) test -run '^$$' -bench . -benchtime 2s ./logging/ ./measure/
+	cd pkg && $(GO) test -run '^$$' -bench . ./logging/ ./measure/ ./storage/ ./queue/
 
 migrate: services build
 	$(BIN)/ingest migrate

@@ -1,6 +1,9 @@
 package logging
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Config is the logging part of every service's environment (parsed by
 // pkg/config). Options turns it into Options for New.
@@ -27,7 +30,7 @@ func (c Config) Options(service, version string) Options {
 func (c Config) Validate() error {
 	o := c.Options("validate", "")
 	if err := o.Validate(); err != nil {
-		return err
+		return fmt.Errorf("MYMONIT_LOGSTASH_ADDR=%q: want host:port (%w)", c.LogstashAddr, err)
 	}
 	return nil
 }

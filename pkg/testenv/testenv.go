@@ -147,4 +147,3 @@ func redactURL(u string) string {
 	}
 	return u
 }
-

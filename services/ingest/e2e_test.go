@@ -426,7 +426,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	}
 	e := newEnv(t)
 	const n = 30000
-	wait := e.stream(n, time.Millisecond)
+	wait := e.stream(n, 3*time.Millisecond)
 	for round := range 6 {
 		p := e.start()
 		time.Sleep(time.Duration(300+round*100) * time.Millisecond)

@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, stdout)
+		return serve(ctx)
 	case "migrate":
 		return migrateCmd(ctx, args, stdout, stderr)
 	case "experiment":

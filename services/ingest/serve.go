@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +19,8 @@ import (
 	"github.com/mymonit/mymonit/services/ingest/internal/settings"
 )
 
-// app composes the ingest service from the shared modules.
-func app(cfg settings.Config, extra ...fx.Option) *fx.App {
+// appOptions compose the ingest service from the shared modules.
+func appOptions(cfg settings.Config, extra ...fx.Option) []fx.Option {
 	opts := []fx.Option{
 		fx.Supply(
 			cfg.Log.Options("ingest", version()),
@@ -44,7 +43,7 @@ func app(cfg settings.Config, extra ...fx.Option) *fx.App {
 		service.Module,
 		fx.Invoke(func(*service.Service) {}),
 	}
-	return fx.New(append(opts, extra...)...)
+	return append(opts, extra...)
 }
 
 // newRegistry is the process's metrics registry, with the Go runtime,
@@ -63,13 +62,13 @@ func newRegistry(l *logging.Logging) (*prometheus.Registry, error) {
 	return r, nil
 }
 
-func serve(ctx context.Context, stdout io.Writer) error {
+func serve(ctx context.Context) error {
 	cfg, err := settings.Load()
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	var log *zap.Logger
-	a := app(cfg, fx.Populate(&log))
+	a := fx.New(appOptions(cfg, fx.Populate(&log))...)
 	if err := a.Err(); err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"sync"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 
 	"github.com/mymonit/mymonit/pkg/health"
@@ -28,14 +28,14 @@ type Consumer interface {
 
 // Params are the service's dependencies.
 type Params struct {
-	Settings  settings.Ingest
+	Settings     settings.Ingest
 	DeadExchange string
-	DB        *sql.DB
-	Store     pipeline.Store
-	Publisher pipeline.Publisher
-	Consumer  Consumer
-	Logger    *zap.Logger
-	Registry  *prometheus.Registry
+	DB           *sql.DB
+	Store        pipeline.Store
+	Publisher    pipeline.Publisher
+	Consumer     Consumer
+	Logger       *zap.Logger
+	Registry     *prometheus.Registry
 }
 
 // Service is the running ingest process.
