@@ -235,10 +235,9 @@ func gen(i int) measure.Measure {
 		Time: t0.Add(time.Duration(i) * time.Millisecond), Value: float64(i), Unit: "V"}
 }
 
-// messages encodes measures [from, to) in messages of perMsg measures
-// (perMsg 1 gives single-measure messages).
-func messages(t *testing.T, from, to, perMsg int) []queue.Message {
-	t.Helper()
+// encode encodes measures [from, to) in messages of perMsg measures (perMsg
+// 1 gives single-measure messages).
+func encode(from, to, perMsg int) ([]queue.Message, error) {
 	var out []queue.Message
 	for i := from; i < to; i += perMsg {
 		var body []byte
@@ -253,11 +252,20 @@ func messages(t *testing.T, from, to, perMsg int) []queue.Message {
 			body, err = measure.Encode(ms)
 		}
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out = append(out, queue.Message{RoutingKey: measure.RoutingKey("atlas"), Body: body, ContentType: measure.ContentType})
 	}
-	return out
+	return out, nil
+}
+
+func messages(t *testing.T, from, to, perMsg int) []queue.Message {
+	t.Helper()
+	msgs, err := encode(from, to, perMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
 }
 
 func (e *env) publish(msgs []queue.Message) {
@@ -388,8 +396,11 @@ func (e *env) stream(n int, pace time.Duration) (wait func()) {
 		sizes := []int{1, 1, 1, 7, 50, 100}
 		for i, k := 0, 0; i < n; k++ {
 			size := min(sizes[k%len(sizes)], n-i)
-			msgs := messagesNoT(i, i+size, size)
-			if err := e.pub.Publish(ctx, msgs...); err != nil {
+			msgs, err := encode(i, i+size, size)
+			if err == nil {
+				err = e.pub.Publish(ctx, msgs...)
+			}
+			if err != nil {
 				done <- err
 				return
 			}
@@ -404,20 +415,6 @@ func (e *env) stream(n int, pace time.Duration) (wait func()) {
 			e.t.Fatalf("stream publish: %v", err)
 		}
 	}
-}
-
-func messagesNoT(from, to, perMsg int) []queue.Message {
-	ms := make([]measure.Measure, 0, to-from)
-	for j := from; j < to; j++ {
-		ms = append(ms, gen(j))
-	}
-	var body []byte
-	if perMsg == 1 {
-		body, _ = measure.EncodeOne(ms[0])
-	} else {
-		body, _ = measure.Encode(ms)
-	}
-	return []queue.Message{{RoutingKey: measure.RoutingKey("atlas"), Body: body, ContentType: measure.ContentType}}
 }
 
 func TestSurvivesSIGKILL(t *testing.T) {
