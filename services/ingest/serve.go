@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/fx"
@@ -75,6 +77,10 @@ func serve(ctx context.Context) error {
 	startCtx, cancel := context.WithTimeout(ctx, a.StartTimeout())
 	defer cancel()
 	if err := a.Start(startCtx); err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1049 { // unknown database
+			return fmt.Errorf("start: %w (create and migrate it with `ingest migrate`)", err)
+		}
 		return fmt.Errorf("start: %w", err)
 	}
 	log.Info("ingest started", zap.Any("config", config.Describe(cfg)))
