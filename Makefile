@@ -13,7 +13,7 @@ export MYMONIT_TEST_AMQP_URL  ?= amqp://guest:guest@127.0.0.1:5672/
 # The crash tests may restart the local RabbitMQ and MariaDB.
 export MYMONIT_TEST_RESTART_SERVERS ?= 1
 
-.PHONY: all build vet fmt-check test test-short bench run services migrate fuzz clean tidy
+.PHONY: all build vet fmt-check test test-short bench run services firebase migrate fuzz clean tidy
 
 all: build
 
@@ -26,6 +26,11 @@ build:
 services:
 	bash scripts/services.sh
 
+# The api tests run the real Firebase Auth Emulator (npm firebase-tools, pinned
+# by services/api/firebase/package-lock.json); this installs it when missing.
+firebase:
+	bash scripts/firebase-emulator.sh ensure
+
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -34,7 +39,7 @@ vet:
 
 # The full suite: formatting, vet, unit and integration tests (race detector
 # on), fuzz seed corpora, the end-to-end and crash tests of ingest.
-test: services fmt-check vet build
+test: services firebase fmt-check vet build
 	@set -e; for m in $(MODULES); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 -p 1 -timeout 15m ./...); done
 
 # Everything but the slow crash/restart tests.
