@@ -7,12 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
+# The api verifies Firebase ID tokens; locally against the Auth Emulator.
+bash scripts/firebase-emulator.sh start
 
 export MYMONIT_MYSQL_DSN="${MYMONIT_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/mymonit}"
 export MYMONIT_AMQP_URL="${MYMONIT_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export MYMONIT_INGEST_HTTP_ADDR="${MYMONIT_INGEST_HTTP_ADDR:-127.0.0.1:9101}"
 export MYMONIT_API_HTTP_ADDR="${MYMONIT_API_HTTP_ADDR:-127.0.0.1:8080}"
 export MYMONIT_LOG_LEVEL="${MYMONIT_LOG_LEVEL:-info}"
+export MYMONIT_FIREBASE_PROJECT_ID="${MYMONIT_FIREBASE_PROJECT_ID:-demo-mymonit}"
+export FIREBASE_AUTH_EMULATOR_HOST="${FIREBASE_AUTH_EMULATOR_HOST:-127.0.0.1:9099}"
+export MYMONIT_MODE="${MYMONIT_MODE:-dev}"
 
 mkdir -p .run
 bin/ingest migrate
@@ -51,7 +56,8 @@ cat <<EOF
 
 MyMONIT is running.
   ingest   http://$MYMONIT_INGEST_HTTP_ADDR/metrics   (readiness: /readyz)   log: .run/ingest.log
-  api      http://$MYMONIT_API_HTTP_ADDR/healthz                            log: .run/api.log
+  api      http://$MYMONIT_API_HTTP_ADDR/v1/openapi.json                    log: .run/api.log
+  Firebase Auth Emulator http://$FIREBASE_AUTH_EMULATOR_HOST (project $MYMONIT_FIREBASE_PROJECT_ID; stop: bash scripts/firebase-emulator.sh stop)
 
 Try:
   curl -s http://$MYMONIT_INGEST_HTTP_ADDR/metrics | grep '^mymonit_ingest'
@@ -59,6 +65,7 @@ Try:
   bin/ingest feed-demo -points 3600            # more demo data
   bin/ingest dlq list                          # dead letters and their reasons
   bin/ingest experiment list
+  bin/api bootstrap-admin -uid <firebase uid>   # the first admin of the API
 
 Press Ctrl-C to stop.
 EOF

@@ -1,6 +1,15 @@
-// Command api is the MyMONIT REST API. This first version serves the
-// operational endpoints (/healthz, /readyz with a database check, /metrics);
-// the /v1 resources are built on top of it.
+// Command api is the MyMONIT REST API: the /v1 resources (see
+// internal/httpapi and its openapi.yaml) and the operational endpoints
+// (/healthz, /readyz with a database check, /metrics) on one listener.
+//
+// Usage:
+//
+//	api                                              serve
+//	api bootstrap-admin -uid UID [-name N] [-email E] [-force]
+//
+// bootstrap-admin creates the first administrator, for the Firebase uid
+// UID, directly in the database (MYMONIT_MYSQL_DSN; the schema must be
+// migrated). It refuses when a live admin exists, unless -force.
 package main
 
 import (
@@ -19,18 +28,21 @@ import (
 	"github.com/mymonit/mymonit/pkg/health"
 	"github.com/mymonit/mymonit/pkg/logging"
 	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
+	"github.com/mymonit/mymonit/services/api/internal/httpapi"
 )
 
 // Config is everything the api reads from the environment.
 type Config struct {
 	Log      logging.Config
 	MySQL    storage.Config
+	Auth     auth.Config
 	HTTPAddr string `env:"MYMONIT_API_HTTP_ADDR" default:":8080" help:"listen address of the API"`
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
+	err := run(ctx, os.Args[1:])
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "api:", err)
@@ -38,7 +50,19 @@ func main() {
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "bootstrap-admin":
+			return bootstrapAdmin(ctx, args[1:], os.Stdout)
+		default:
+			return fmt.Errorf("unknown command %q (commands: bootstrap-admin; none to serve)", args[0])
+		}
+	}
+	return serve(ctx)
+}
+
+func serve(ctx context.Context) error {
 	var cfg Config
 	if err := config.Load(&cfg); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -66,8 +90,26 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("register collector: %w", err)
 		}
 	}
-	srv := health.New(health.Options{Addr: cfg.HTTPAddr, Gatherer: reg, Logger: log})
-	srv.AddCheck("database", func(ctx context.Context) error { return storage.Check(ctx, db) })
+	verifier, err := auth.NewVerifier(ctx, auth.Params{Config: cfg.Auth, Logger: log.Named("auth")})
+	if err != nil {
+		return fmt.Errorf("cannot verify Firebase ID tokens, not starting: %w", err)
+	}
+	accounts, err := firebaseAccounts(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+	store := storage.NewStore(storage.StoreParams{DB: db, Logger: log.Named("storage")})
+	defer store.Close()
+
+	ops := health.New(health.Options{Gatherer: reg, Logger: log})
+	ops.AddCheck("database", func(ctx context.Context) error { return storage.Check(ctx, db) })
+	srv, err := httpapi.New(httpapi.Params{
+		Store: store, Verifier: verifier, Accounts: accounts, Logger: log.Named("api"),
+		Fallback: ops.Handler(), Addr: cfg.HTTPAddr,
+	})
+	if err != nil {
+		return err
+	}
 	if err := srv.Start(); err != nil {
 		return err
 	}

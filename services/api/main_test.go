@@ -25,10 +25,13 @@ func TestServesReadinessAgainstTheDatabase(t *testing.T) {
 	t.Setenv("MYMONIT_MYSQL_DSN", dsn)
 	t.Setenv("MYMONIT_API_HTTP_ADDR", addr)
 	t.Setenv("MYMONIT_LOG_LEVEL", "warn")
+	t.Setenv("MYMONIT_FIREBASE_PROJECT_ID", "demo-mymonit")
+	t.Setenv("MYMONIT_MODE", "test")
+	t.Setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:1") // never called by this test
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
+	go func() { done <- run(ctx, nil) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -66,10 +69,85 @@ func TestServesReadinessAgainstTheDatabase(t *testing.T) {
 
 func TestRefusesBadConfiguration(t *testing.T) {
 	t.Setenv("MYMONIT_MYSQL_MAX_OPEN_CONNS", "zero")
-	err := run(context.Background())
+	err := run(context.Background(), nil)
 	if err == nil || !contains(err.Error(), "MYMONIT_MYSQL_MAX_OPEN_CONNS") {
 		t.Errorf("run with a bad variable: %v", err)
 	}
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestRefusesTheEmulatorInProduction(t *testing.T) {
+	t.Setenv("MYMONIT_MYSQL_DSN", testenv.MySQLDatabase(t))
+	t.Setenv("MYMONIT_FIREBASE_PROJECT_ID", "demo-mymonit")
+	t.Setenv("MYMONIT_MODE", "production")
+	t.Setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
+	t.Setenv("MYMONIT_LOG_LEVEL", "error")
+	err := run(context.Background(), nil)
+	if err == nil || !contains(err.Error(), "FIREBASE_AUTH_EMULATOR_HOST") || !contains(err.Error(), "not starting") {
+		t.Errorf("run with the emulator in production: %v", err)
+	}
+}
+
+func TestRequiresAFirebaseProject(t *testing.T) {
+	t.Setenv("MYMONIT_FIREBASE_PROJECT_ID", "")
+	err := run(context.Background(), nil)
+	if err == nil || !contains(err.Error(), "MYMONIT_FIREBASE_PROJECT_ID") {
+		t.Errorf("run without a project: %v", err)
+	}
+}
+
+func TestBootstrapAdmin(t *testing.T) {
+	dsn := testenv.MySQLDatabase(t)
+	t.Setenv("MYMONIT_MYSQL_DSN", dsn)
+	ctx := context.Background()
+	var out strings.Builder
+	if err := run(ctx, []string{"bootstrap-admin", "-uid", "boot-uid"}); err == nil || !contains(err.Error(), "migrations") {
+		t.Errorf("bootstrap on an empty database: %v", err)
+	}
+	db, err := storage.Open(ctx, storage.Config{DSN: dsn, MaxOpenConns: 2, MaxIdleConns: 2, ConnMaxLifetime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := storage.Migrate(ctx, db, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no uid", []string{"bootstrap-admin"}, "-uid"},
+		{"first admin", []string{"bootstrap-admin", "-uid", "boot-uid", "-name", "Root", "-email", "root@example.org"}, ""},
+		{"second admin refused", []string{"bootstrap-admin", "-uid", "other-uid"}, "admin already exists"},
+		{"second admin forced", []string{"bootstrap-admin", "-uid", "other-uid", "-force"}, ""},
+		{"same uid", []string{"bootstrap-admin", "-uid", "other-uid", "-force"}, "exists"},
+		{"unknown command", []string{"serve-twice"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		err := bootstrapOrRun(ctx, tt.args, &out)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.wantErr != "" && (err == nil || !contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.wantErr)
+		}
+	}
+	store := storage.NewStore(storage.StoreParams{DB: db})
+	u, err := store.UserByFirebaseUID(ctx, "boot-uid")
+	if err != nil || u.Role != storage.RoleAdmin || u.Name != "Root" {
+		t.Errorf("bootstrapped user = %+v, %v", u, err)
+	}
+	if contains(out.String(), "root@example.org") || contains(out.String(), "Root") {
+		t.Errorf("bootstrap printed personal data: %q", out.String())
+	}
+}
+
+// bootstrapOrRun runs the command line with output to out.
+func bootstrapOrRun(ctx context.Context, args []string, out *strings.Builder) error {
+	if len(args) > 0 && args[0] == "bootstrap-admin" {
+		return bootstrapAdmin(ctx, args[1:], out)
+	}
+	return run(ctx, args)
+}

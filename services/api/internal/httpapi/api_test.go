@@ -1,0 +1,373 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	fbauth "firebase.google.com/go/v4/auth"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/api/internal/auth/authtest"
+	"github.com/mymonit/mymonit/services/api/internal/httpapi"
+)
+
+type apiUser struct {
+	ID     int64  `json:"id"`
+	Role   string `json:"role"`
+	Erased bool   `json:"erased"`
+	Name   string `json:"name"`
+	Email  string `json:"email"`
+}
+
+type apiExperiment struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+func slugs(t *testing.T, r response) []string {
+	t.Helper()
+	var l struct{ Experiments []apiExperiment }
+	r.decode(t, &l)
+	out := []string{}
+	for _, e := range l.Experiments {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func wantStatus(t *testing.T, what string, r response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("%s: status %d, want %d: %s", what, r.status, want, r.body)
+	}
+}
+
+func TestFullFlow(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signUp(storage.RoleAdmin)
+	sciFB := e.signUp("") // a Firebase account without a MyMONIT user yet
+	e.secret("Marie Curie", "marie@example.org")
+
+	wantStatus(t, "me before registration", e.do("GET", "/v1/me", sciFB.token, nil), http.StatusForbidden)
+
+	r := e.do("POST", "/v1/users", admin.token, map[string]any{
+		"name": "Marie Curie", "email": "marie@example.org", "firebase_uid": sciFB.fb.UID, "role": "scientist",
+	})
+	wantStatus(t, "create user", r, http.StatusCreated)
+	var sci apiUser
+	r.decode(t, &sci)
+	if got := r.header.Get("Location"); got != fmt.Sprintf("/v1/users/%d", sci.ID) {
+		t.Errorf("Location = %q", got)
+	}
+	wantStatus(t, "duplicate user", e.do("POST", "/v1/users", admin.token, map[string]any{
+		"firebase_uid": sciFB.fb.UID, "role": "scientist"}), http.StatusConflict)
+
+	r = e.do("POST", "/v1/experiments", admin.token, map[string]any{"id": "radium-1898", "name": "Radium", "description": "pitchblende"})
+	wantStatus(t, "create experiment", r, http.StatusCreated)
+	wantStatus(t, "create other experiment", e.do("POST", "/v1/experiments", admin.token, map[string]any{"id": "polonium"}), http.StatusCreated)
+	wantStatus(t, "duplicate experiment", e.do("POST", "/v1/experiments", admin.token, map[string]any{"id": "polonium"}), http.StatusConflict)
+
+	wantStatus(t, "scientist before membership", e.do("GET", "/v1/experiments/radium-1898", sciFB.token, nil), http.StatusNotFound)
+	path := fmt.Sprintf("/v1/experiments/radium-1898/members/%d", sci.ID)
+	wantStatus(t, "add member", e.do("PUT", path, admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "add member again", e.do("PUT", path, admin.token, nil), http.StatusNoContent)
+
+	r = e.do("GET", "/v1/me", sciFB.token, nil)
+	wantStatus(t, "me", r, http.StatusOK)
+	var me struct{ User apiUser }
+	r.decode(t, &me)
+	if diff := cmp.Diff(apiUser{ID: sci.ID, Role: "scientist", Name: "Marie Curie", Email: "marie@example.org"}, me.User); diff != "" {
+		t.Errorf("me (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"radium-1898"}, slugs(t, e.do("GET", "/v1/experiments", sciFB.token, nil))); diff != "" {
+		t.Errorf("scientist's experiments (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"polonium", "radium-1898"}, slugs(t, e.do("GET", "/v1/experiments", admin.token, nil))); diff != "" {
+		t.Errorf("admin's experiments (-want +got):\n%s", diff)
+	}
+	r = e.do("GET", "/v1/experiments/radium-1898", sciFB.token, nil)
+	wantStatus(t, "get own", r, http.StatusOK)
+	var got apiExperiment
+	r.decode(t, &got)
+	if diff := cmp.Diff(apiExperiment{ID: "radium-1898", Name: "Radium", Description: "pitchblende"}, got); diff != "" {
+		t.Errorf("experiment (-want +got):\n%s", diff)
+	}
+	wantStatus(t, "get foreign", e.do("GET", "/v1/experiments/polonium", sciFB.token, nil), http.StatusNotFound)
+
+	r = e.do("GET", "/v1/experiments/radium-1898/members", admin.token, nil)
+	wantStatus(t, "members", r, http.StatusOK)
+	var members struct{ Members []apiUser }
+	r.decode(t, &members)
+	if len(members.Members) != 1 || members.Members[0].ID != sci.ID {
+		t.Errorf("members = %+v", members)
+	}
+	if diff := cmp.Diff([]string{"radium-1898"}, slugs(t, e.do("GET", fmt.Sprintf("/v1/users/%d/experiments", sci.ID), admin.token, nil))); diff != "" {
+		t.Errorf("user's experiments (-want +got):\n%s", diff)
+	}
+
+	r = e.do("PATCH", "/v1/experiments/radium-1898", admin.token, map[string]any{"description": "Ra"})
+	wantStatus(t, "patch experiment", r, http.StatusOK)
+
+	wantStatus(t, "remove member", e.do("DELETE", path, admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "remove member again", e.do("DELETE", path, admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "get after removal", e.do("GET", "/v1/experiments/radium-1898", sciFB.token, nil), http.StatusNotFound)
+	if diff := cmp.Diff([]string{}, slugs(t, e.do("GET", "/v1/experiments", sciFB.token, nil))); diff != "" {
+		t.Errorf("experiments after removal (-want +got):\n%s", diff)
+	}
+
+	r = e.do("PATCH", fmt.Sprintf("/v1/users/%d", sci.ID), admin.token, map[string]any{"role": "auditor"})
+	wantStatus(t, "promote to auditor", r, http.StatusOK)
+	wantStatus(t, "auditor reads all", e.do("GET", "/v1/experiments/polonium", sciFB.token, nil), http.StatusOK)
+
+	wantStatus(t, "demote self", e.do("PATCH", fmt.Sprintf("/v1/users/%d", admin.user.ID), admin.token, map[string]any{"role": "auditor"}), http.StatusConflict)
+	wantStatus(t, "erase self", e.do("DELETE", fmt.Sprintf("/v1/users/%d", admin.user.ID), admin.token, nil), http.StatusConflict)
+	wantStatus(t, "erase", e.do("DELETE", fmt.Sprintf("/v1/users/%d", sci.ID), admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "erase again", e.do("DELETE", fmt.Sprintf("/v1/users/%d", sci.ID), admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "erased user's token", e.do("GET", "/v1/me", sciFB.token, nil), http.StatusForbidden)
+	r = e.do("GET", fmt.Sprintf("/v1/users/%d", sci.ID), admin.token, nil)
+	wantStatus(t, "erased record", r, http.StatusOK)
+	var erased apiUser
+	r.decode(t, &erased)
+	if diff := cmp.Diff(apiUser{ID: sci.ID, Role: "auditor", Erased: true}, erased); diff != "" {
+		t.Errorf("erased user (-want +got):\n%s", diff)
+	}
+	wantStatus(t, "patch erased", e.do("PATCH", fmt.Sprintf("/v1/users/%d", sci.ID), admin.token, map[string]any{"name": "x"}), http.StatusConflict)
+	wantStatus(t, "member erased", e.do("PUT", path, admin.token, nil), http.StatusNotFound)
+
+	wantStatus(t, "delete experiment", e.do("DELETE", "/v1/experiments/polonium", admin.token, nil), http.StatusNoContent)
+	wantStatus(t, "deleted experiment", e.do("GET", "/v1/experiments/polonium", admin.token, nil), http.StatusNotFound)
+
+	logs := e.logs.String()
+	var audit map[string]any
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"event.action":"membership.add"`) {
+			if err := json.Unmarshal([]byte(line), &audit); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	want := map[string]any{
+		"event.kind": "event", "event.category": "audit", "event.action": "membership.add", "event.outcome": "success",
+		"user.id": fmt.Sprint(admin.user.ID), "mymonit.target.user_id": fmt.Sprint(sci.ID), "mymonit.experiment": "radium-1898",
+	}
+	for k, v := range want {
+		if audit[k] != v {
+			t.Errorf("audit event %s = %v, want %v", k, audit[k], v)
+		}
+	}
+	if id, _ := audit["http.request.id"].(string); id == "" {
+		t.Errorf("audit event without http.request.id: %v", audit)
+	}
+	for _, action := range []string{"user.create", "experiment.create", "membership.add", "membership.remove", "user.update", "user.erase", "experiment.delete", "experiment.update"} {
+		if !strings.Contains(logs, `"event.action":"`+action+`"`) {
+			t.Errorf("no audit event %s", action)
+		}
+	}
+}
+
+func TestListUsersPagination(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signUp(storage.RoleAdmin)
+	for range 5 {
+		e.signUp(storage.RoleScientist)
+	}
+	e.signUp(storage.RoleAuditor)
+	var ids []int64
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("too many pages")
+		}
+		r := e.do("GET", "/v1/users?role=scientist&limit=2"+cursor, admin.token, nil)
+		wantStatus(t, "list", r, http.StatusOK)
+		var l struct {
+			Users      []apiUser
+			NextCursor string `json:"next_cursor"`
+		}
+		r.decode(t, &l)
+		for _, u := range l.Users {
+			if u.Role != "scientist" {
+				t.Errorf("role filter let %s through", u.Role)
+			}
+			ids = append(ids, u.ID)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = "&cursor=" + l.NextCursor
+	}
+	if len(ids) != 5 || !slices.IsSorted(ids) {
+		t.Errorf("ids = %v, want 5 sorted", ids)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signUp(storage.RoleAdmin)
+	tests := []struct {
+		name   string
+		header string
+		want   int
+	}{
+		{"none", "", http.StatusUnauthorized},
+		{"garbage", "Bearer not-a-token", http.StatusUnauthorized},
+		{"basic", "Basic dXNlcjpwYXNz", http.StatusUnauthorized},
+		{"empty bearer", "Bearer ", http.StatusUnauthorized},
+		{"wrong project", "Bearer " + authtest.Token(t, map[string]any{"alg": "none", "typ": "JWT"},
+			authtest.Claims("other-project", admin.fb.UID, nowish(), nowish().Add(3600e9)), ""), http.StatusUnauthorized},
+		{"expired", "Bearer " + authtest.Token(t, map[string]any{"alg": "none", "typ": "JWT"},
+			authtest.Claims(authtest.ProjectID, admin.fb.UID, nowish().Add(-7200e9), nowish().Add(-3600e9)), ""), http.StatusUnauthorized},
+		{"valid", "Bearer " + admin.token, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", e.srv.URL+"/v1/me", nil)
+			if tt.header != "" {
+				req.Header.Set("Authorization", tt.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want == http.StatusUnauthorized {
+				if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+					t.Errorf("Content-Type %q", ct)
+				}
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Error("no WWW-Authenticate")
+				}
+			}
+		})
+	}
+	// A disabled Firebase account is 401.
+	other := e.signUp(storage.RoleScientist)
+	e.emu.Disable(t, other.fb.UID)
+	wantStatus(t, "disabled account", e.do("GET", "/v1/me", other.token, nil), http.StatusUnauthorized)
+}
+
+func TestValidation(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signUp(storage.RoleAdmin)
+	wantStatus(t, "experiment", e.do("POST", "/v1/experiments", admin.token, map[string]any{"id": "exp"}), http.StatusCreated)
+	big := `{"name":"` + strings.Repeat("a", 1<<20) + `"}`
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		param                    string // an invalid_params name, or the problem type suffix
+	}{
+		{"unknown field", "POST", "/v1/users", `{"firebase_uid":"x","role":"admin","nope":1}`, 400, "body.nope"},
+		{"wrong type", "POST", "/v1/users", `{"firebase_uid":1,"role":"admin"}`, 400, "body.firebase_uid"},
+		{"bad role", "POST", "/v1/users", `{"firebase_uid":"x","role":"root"}`, 400, "body.role"},
+		{"missing uid", "POST", "/v1/users", `{"role":"admin"}`, 400, "body.firebase_uid"},
+		{"bad email", "POST", "/v1/users", `{"firebase_uid":"x","role":"admin","email":"not an email"}`, 400, "body.email"},
+		{"long name", "POST", "/v1/users", `{"firebase_uid":"x","role":"admin","name":"` + strings.Repeat("n", 201) + `"}`, 400, "body.name"},
+		{"not json", "POST", "/v1/users", `{"firebase_uid":`, 400, "body"},
+		{"empty body", "POST", "/v1/users", ``, 400, "body"},
+		{"array body", "POST", "/v1/users", `[]`, 400, "body"},
+		{"two values", "POST", "/v1/users", `{"firebase_uid":"x","role":"admin"} {}`, 400, "body"},
+		{"too large", "PATCH", "/v1/experiments/exp", big, 413, "too-large"},
+		{"empty patch", "PATCH", "/v1/experiments/exp", `{}`, 400, "body"},
+		{"bad slug", "POST", "/v1/experiments", `{"id":"Bad Slug"}`, 400, "body.id"},
+		{"bad path slug", "GET", "/v1/experiments/BAD", ``, 400, "path.id"},
+		{"bad user id", "GET", "/v1/users/abc", ``, 400, "path.id"},
+		{"zero user id", "GET", "/v1/users/0", ``, 400, "path.id"},
+		{"bad member id", "PUT", "/v1/experiments/exp/members/-1", ``, 400, "path.userID"},
+		{"bad limit", "GET", "/v1/users?limit=0", ``, 400, "query.limit"},
+		{"huge limit", "GET", "/v1/users?limit=100000", ``, 400, "query.limit"},
+		{"bad role filter", "GET", "/v1/users?role=king", ``, 400, "query.role"},
+		{"bad cursor", "GET", "/v1/users?cursor=zzz", ``, 400, "query.cursor"},
+		{"unknown query", "GET", "/v1/users?sort=name", ``, 400, "query.sort"},
+		{"bad firebase flag", "DELETE", "/v1/users/1?firebase=maybe", ``, 400, "query.firebase"},
+		{"unknown user", "GET", "/v1/users/999999", ``, 404, "not-found"},
+		{"unknown route", "GET", "/v1/nope", ``, 404, "not-found"},
+		{"wrong method", "POST", "/v1/me", ``, 405, "method-not-allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body any
+			if tt.body != "" {
+				body = tt.body
+			}
+			r := e.do(tt.method, tt.path, admin.token, body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			p := r.problem(t)
+			if p.Status != tt.status || p.Detail == "" || p.RequestID == "" {
+				t.Errorf("problem %+v", p)
+			}
+			if tt.status == 400 {
+				var names []string
+				for _, ip := range p.InvalidParams {
+					names = append(names, ip.Name)
+				}
+				if !slices.Contains(names, tt.param) || !strings.Contains(p.Detail, tt.param) {
+					t.Errorf("invalid_params %v / detail %q do not name %s", names, p.Detail, tt.param)
+				}
+				if p.Type != httpapi.ProblemBase+httpapi.TypeValidation {
+					t.Errorf("type %q", p.Type)
+				}
+			} else if p.Type != httpapi.ProblemBase+tt.param {
+				t.Errorf("type %q, want %s", p.Type, tt.param)
+			}
+		})
+	}
+
+	t.Run("content type", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/experiments", strings.NewReader(`{"id":"x"}`))
+		req.Header.Set("Authorization", "Bearer "+admin.token)
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("status %d, want 415", resp.StatusCode)
+		}
+	})
+	t.Run("request id", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/me", nil)
+		req.Header.Set("X-Request-ID", "abc-123")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-ID"); got != "abc-123" {
+			t.Errorf("X-Request-ID = %q", got)
+		}
+	})
+}
+
+func TestEraseAlsoDeletesTheFirebaseAccount(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signUp(storage.RoleAdmin)
+	sci := e.signUp(storage.RoleScientist)
+	keep := e.signUp(storage.RoleScientist)
+	ctx := testCtx(t)
+	wantStatus(t, "erase keeping the account", e.do("DELETE", fmt.Sprintf("/v1/users/%d", keep.user.ID), admin.token, nil), http.StatusNoContent)
+	if _, err := e.accounts.GetUser(ctx, keep.fb.UID); err != nil {
+		t.Errorf("the Firebase account was touched without firebase=true: %v", err)
+	}
+	wantStatus(t, "erase with the account", e.do("DELETE", fmt.Sprintf("/v1/users/%d?firebase=true", sci.user.ID), admin.token, nil), http.StatusNoContent)
+	if _, err := e.accounts.GetUser(ctx, sci.fb.UID); !fbauth.IsUserNotFound(err) {
+		t.Errorf("Firebase account after erasure with firebase=true: %v", err)
+	}
+	// Never used before, so not cached: the emulator says the user is gone.
+	wantStatus(t, "token of the deleted account", e.do("GET", "/v1/me", sci.token, nil), http.StatusUnauthorized)
+}

@@ -1,0 +1,431 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/storage"
+)
+
+// Cursors are opaque to clients: base64url of "u:<last id>".
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("u:" + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(s string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, err
+	}
+	raw, ok := strings.CutPrefix(string(b), "u:")
+	if !ok {
+		return 0, errors.New("bad cursor")
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errors.New("bad cursor")
+	}
+	return id, nil
+}
+
+// meResponse is GET /v1/me.
+type meResponse struct {
+	User apiUser `json:"user"`
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, meResponse{User: userToAPI(caller(r))})
+	return nil
+}
+
+// ---- users ----
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
+	var body userCreate
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := body.validate(); err != nil {
+		return err
+	}
+	u, err := s.store.CreateUser(r.Context(), body.toDB())
+	if errors.Is(err, storage.ErrConflict) {
+		return conflict("a user with this firebase_uid exists")
+	}
+	if err != nil {
+		return err
+	}
+	infoOf(r.Context()).targetUser = u.ID
+	w.Header().Set("Location", fmt.Sprintf("/v1/users/%d", u.ID))
+	writeJSON(w, http.StatusCreated, userToAPI(u))
+	return nil
+}
+
+// userList is GET /v1/users.
+type userList struct {
+	Users      []apiUser `json:"users"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseListQuery(r)
+	if err != nil {
+		return err
+	}
+	us, err := s.store.ListUsers(r.Context(), storage.UserFilter{Role: q.role, AfterID: q.afterID, Limit: q.limit})
+	if err != nil {
+		return err
+	}
+	out := userList{Users: usersToAPI(us)}
+	if len(us) == q.limit {
+		out.NextCursor = encodeCursor(us[len(us)-1].ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// targetUser parses {id} as the user acted upon.
+func targetUser(r *http.Request) (int64, error) {
+	id, err := pathUserID(r, "id")
+	if err == nil {
+		infoOf(r.Context()).targetUser = id
+	}
+	return id, err
+}
+
+func userNotFound(id int64) error { return notFound(fmt.Sprintf("user %d does not exist", id)) }
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := targetUser(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	u, err := s.store.UserByID(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return userNotFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, userToAPI(u))
+	return nil
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := targetUser(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	var body userPatch
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := body.validate(); err != nil {
+		return err
+	}
+	if id == caller(r).ID && body.Role != nil && storage.Role(*body.Role) != storage.RoleAdmin {
+		return conflict("administrators cannot demote themselves (so that an admin always remains)")
+	}
+	u, err := s.store.UpdateUser(r.Context(), id, body.toDB())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return userNotFound(id)
+	case errors.Is(err, storage.ErrConflict):
+		return conflict(fmt.Sprintf("user %d is erased and cannot be changed", id))
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, userToAPI(u))
+	return nil
+}
+
+// eraseUser is the GDPR erasure. With ?firebase=true it also deletes the
+// Firebase account (501 when the server has no Firebase admin access).
+func (s *Server) eraseUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := targetUser(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r, "firebase"); err != nil {
+		return err
+	}
+	deleteAccount := false
+	if raw := r.URL.Query().Get("firebase"); raw != "" {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return invalid("query.firebase", "must be true or false")
+		}
+		deleteAccount = b
+	}
+	if deleteAccount && s.accounts == nil {
+		return newProblem(http.StatusNotImplemented, TypeNotImplemented,
+			"this server cannot delete Firebase accounts; erase without firebase=true and delete the account in the Firebase console")
+	}
+	if id == caller(r).ID {
+		return conflict("administrators cannot erase themselves")
+	}
+	uid, err := s.store.EraseUser(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return userNotFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	if deleteAccount && uid != "" {
+		if err := s.accounts.DeleteUser(r.Context(), uid); err != nil {
+			// The MyMONIT user is erased; say that the account is left.
+			s.log.Warn("user erased but the Firebase account could not be deleted", zap.Error(err),
+				logging.UserID(strconv.FormatInt(id, 10)), zap.String("http.request.id", infoOf(r.Context()).id))
+			return newProblem(http.StatusServiceUnavailable, TypeUnavailable,
+				fmt.Sprintf("user %d was erased, but its Firebase account could not be deleted; delete it in the Firebase console", id))
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// experimentList is GET /v1/experiments and GET /v1/users/{id}/experiments.
+type experimentList struct {
+	Experiments []apiExperiment `json:"experiments"`
+}
+
+func (s *Server) userExperiments(w http.ResponseWriter, r *http.Request) error {
+	id, err := targetUser(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	es, err := s.store.ListUserExperiments(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return userNotFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, experimentList{Experiments: experimentsToAPI(es)})
+	return nil
+}
+
+// ---- experiments ----
+
+func experimentNotFound(slug string) error {
+	return notFound(fmt.Sprintf("experiment %q does not exist or is not visible to you", slug))
+}
+
+// experiment returns the experiment of {id} if the caller may see it:
+// admins and auditors see all, scientists only those they are members of;
+// anything else is the same 404 as an unknown experiment.
+func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
+	slug, err := pathSlug(r)
+	if err != nil {
+		return storage.Experiment{}, err
+	}
+	infoOf(r.Context()).experiment = slug
+	e, err := s.store.ExperimentBySlug(r.Context(), slug)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Experiment{}, experimentNotFound(slug)
+	}
+	if err != nil {
+		return storage.Experiment{}, err
+	}
+	if u := caller(r); u.Role == storage.RoleScientist {
+		ok, err := s.store.IsMember(r.Context(), e.ID, u.ID)
+		if err != nil {
+			return storage.Experiment{}, err
+		}
+		if !ok {
+			return storage.Experiment{}, experimentNotFound(slug)
+		}
+	}
+	return e, nil
+}
+
+func (s *Server) createExperiment(w http.ResponseWriter, r *http.Request) error {
+	var body experimentCreate
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := body.validate(); err != nil {
+		return err
+	}
+	infoOf(r.Context()).experiment = body.ID
+	e, err := s.store.CreateExperiment(r.Context(), body.toDB())
+	if errors.Is(err, storage.ErrConflict) {
+		return conflict(fmt.Sprintf("experiment %q exists", body.ID))
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/experiments/"+e.Slug)
+	writeJSON(w, http.StatusCreated, experimentToAPI(e))
+	return nil
+}
+
+func (s *Server) listExperiments(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	var (
+		es  []storage.Experiment
+		err error
+	)
+	if u := caller(r); u.Role == storage.RoleScientist {
+		es, err = s.store.ListUserExperiments(r.Context(), u.ID)
+	} else {
+		es, err = s.store.ListExperiments(r.Context())
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, experimentList{Experiments: experimentsToAPI(es)})
+	return nil
+}
+
+func (s *Server) getExperiment(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experiment(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, experimentToAPI(e))
+	return nil
+}
+
+func (s *Server) updateExperiment(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experiment(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	var body experimentPatch
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := body.validate(); err != nil {
+		return err
+	}
+	e, err = s.store.UpdateExperiment(r.Context(), e.ID, body.toDB())
+	if errors.Is(err, storage.ErrNotFound) {
+		return experimentNotFound(e.Slug)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, experimentToAPI(e))
+	return nil
+}
+
+func (s *Server) deleteExperiment(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experiment(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	err = s.store.DeleteExperiment(r.Context(), e.ID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return experimentNotFound(e.Slug)
+	case errors.Is(err, storage.ErrConflict):
+		return conflict(fmt.Sprintf("experiment %q has measures; delete its data first", e.Slug))
+	case err != nil:
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---- memberships ----
+
+// memberList is GET /v1/experiments/{id}/members.
+type memberList struct {
+	Members []apiUser `json:"members"`
+}
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experiment(r)
+	if err != nil {
+		return err
+	}
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
+	us, err := s.store.ListMembers(r.Context(), e.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return experimentNotFound(e.Slug)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, memberList{Members: usersToAPI(us)})
+	return nil
+}
+
+// membership resolves {id} and {userID}.
+func (s *Server) membership(r *http.Request) (storage.Experiment, int64, error) {
+	e, err := s.experiment(r)
+	if err != nil {
+		return storage.Experiment{}, 0, err
+	}
+	uid, err := pathUserID(r, "userID")
+	if err != nil {
+		return storage.Experiment{}, 0, err
+	}
+	infoOf(r.Context()).targetUser = uid
+	return e, uid, onlyQuery(r)
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
+	e, uid, err := s.membership(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.AddMembership(r.Context(), e.ID, uid)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound(fmt.Sprintf("user %d does not exist or is erased, or experiment %q does not exist", uid, e.Slug))
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
+	e, uid, err := s.membership(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.RemoveMembership(r.Context(), e.ID, uid)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound(fmt.Sprintf("user %d or experiment %q does not exist", uid, e.Slug))
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

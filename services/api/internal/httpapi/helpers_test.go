@@ -1,0 +1,281 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	firebase "firebase.google.com/go/v4"
+	fbauth "firebase.google.com/go/v4/auth"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/pkg/testenv"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
+	"github.com/mymonit/mymonit/services/api/internal/auth/authtest"
+	"github.com/mymonit/mymonit/services/api/internal/httpapi"
+)
+
+// lockedBuffer collects log lines from concurrent requests.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Sync() error { return nil }
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a running API over a fresh database and the Auth Emulator.
+type env struct {
+	t      testing.TB
+	emu    *authtest.Emulator
+	store  *storage.Store
+	srv    *httptest.Server
+	router routers.Router
+	logs   *lockedBuffer
+	// accounts is the Admin SDK client of the emulator.
+	accounts *fbauth.Client
+
+	mu      sync.Mutex
+	secrets []string // what must never appear in the logs
+	n       int
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newEnv starts everything. The logger is NOT redacting: the test checks
+// that the API itself never logs personal data or tokens.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	ctx := testCtx(t)
+	db, err := storage.Open(ctx, storage.Config{DSN: testenv.MySQLDatabase(t), MaxOpenConns: 8, MaxIdleConns: 8, ConnMaxLifetime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := storage.Migrate(ctx, db, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	store := storage.NewStore(storage.StoreParams{DB: db})
+	t.Cleanup(func() { _ = store.Close() })
+
+	emu := authtest.Start(t)
+	t.Setenv(auth.EmulatorHostEnv, emu.Host)
+	cfg := auth.DefaultConfig(emu.ProjectID)
+	cfg.Mode = auth.ModeTest
+	v, err := auth.NewVerifier(ctx, auth.Params{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &lockedBuffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logging.EncoderConfig()), logs, zap.DebugLevel))
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: emu.ProjectID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := app.Auth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := httpapi.New(httpapi.Params{Store: store, Verifier: v, Logger: log, Accounts: accounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := httpapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := legacy.NewRouter(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	e := &env{t: t, emu: emu, store: store, srv: srv, router: router, logs: logs, accounts: accounts}
+	t.Cleanup(func() {
+		srv.Close()
+		out := logs.String()
+		if !strings.Contains(out, `"event.category":"audit"`) && t.Name() != "FuzzParsing" {
+			t.Logf("no audit event logged")
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, s := range e.secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("the logs contain a secret or personal datum %.20q...", s)
+			}
+		}
+	})
+	return e
+}
+
+// secret registers strings that must never be logged.
+func (e *env) secret(s ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, v := range s {
+		if v != "" {
+			e.secrets = append(e.secrets, v)
+		}
+	}
+}
+
+// account is an emulator account and, optionally, its MyMONIT user.
+type account struct {
+	fb    authtest.User
+	user  storage.User
+	token string
+}
+
+func (e *env) nextN() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n++
+	return e.n
+}
+
+// signUp creates an emulator account; role "" creates no MyMONIT user.
+func (e *env) signUp(role storage.Role) account {
+	e.t.Helper()
+	n := e.nextN()
+	email := fmt.Sprintf("person%d.%d@example.org", n, time.Now().UnixNano())
+	fb := e.emu.SignUp(e.t, email, "secret-password-1")
+	a := account{fb: fb, token: fb.IDToken}
+	name := fmt.Sprintf("Person Nameof%d", time.Now().UnixNano())
+	e.secret(email, name, fb.IDToken, "secret-password-1")
+	if role != "" {
+		u, err := e.store.CreateUser(testCtx(e.t), storage.User{FirebaseUID: fb.UID, Name: name, Email: email, Role: role})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		a.user = u
+	}
+	return a
+}
+
+// response is an answer of the API.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) problem(t testing.TB) httpapi.Problem {
+	t.Helper()
+	var p httpapi.Problem
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("problem: %v: %s", err, r.body)
+	}
+	return p
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// do sends a request and validates the response against the spec when the
+// route is in it.
+func (e *env) do(method, path, token string, body any) response {
+	e.t.Helper()
+	return e.doT(e.t, method, path, token, body)
+}
+
+// doT is do reporting to t (fuzz targets must not use the F).
+func (e *env) doT(t testing.TB, method, path, token string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(testCtx(t), method, e.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := response{status: resp.StatusCode, header: resp.Header, body: b}
+	e.validate(t, req, out)
+	return out
+}
+
+// validate checks a response against the OpenAPI document.
+func (e *env) validate(t testing.TB, req *http.Request, r response) {
+	t.Helper()
+	vreq := req.Clone(req.Context())
+	vreq.URL.Scheme, vreq.URL.Host, vreq.Host = "", "", ""
+	route, params, err := e.router.FindRoute(vreq)
+	if err != nil {
+		return // unknown routes are checked by the route tests
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: vreq, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status:  r.status,
+		Header:  r.header,
+		Body:    io.NopCloser(bytes.NewReader(r.body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
+		t.Errorf("%s %s -> %d does not match the spec: %v\n%s", req.Method, req.URL.Path, r.status, err, r.body)
+	}
+}
+
+func nowish() time.Time { return time.Now() }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
+)
+
+// Verifier checks the Authorization header of a request; *auth.Verifier is
+// the implementation. Errors wrap auth.ErrUnauthenticated or
+// auth.ErrUnavailable.
+type Verifier interface {
+	Verify(ctx context.Context, authorizationHeader string) (auth.Identity, error)
+}
+
+// AccountDeleter deletes Firebase accounts, for DELETE
+// /v1/users/{id}?firebase=true. The Firebase Admin SDK's *auth.Client
+// implements it.
+type AccountDeleter interface {
+	DeleteUser(ctx context.Context, uid string) error
+}
+
+// Params are what New needs. Store, Verifier and Logger are required.
+type Params struct {
+	Store    *storage.Store
+	Verifier Verifier
+	Logger   *zap.Logger
+	// Accounts, when set, lets DELETE /v1/users/{id}?firebase=true delete
+	// the Firebase account; without it that request is 501.
+	Accounts AccountDeleter
+	// Fallback serves what is not under /v1 (/healthz, /readyz, /metrics);
+	// nil answers 404.
+	Fallback http.Handler
+	// Addr is the listen address of Start (e.g. ":8080").
+	Addr string
+}
+
+// Server is the REST API.
+type Server struct {
+	store    *storage.Store
+	verifier Verifier
+	accounts AccountDeleter
+	log      *zap.Logger
+	spec     []byte       // the OpenAPI document as JSON
+	handler  http.Handler // the whole API, with the fallback
+	routes   []route
+
+	addr string
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// New builds the API. It parses the embedded OpenAPI document and fails if
+// it is not valid.
+func New(p Params) (*Server, error) {
+	if p.Store == nil || p.Verifier == nil || p.Logger == nil {
+		return nil, errors.New("httpapi: Store, Verifier and Logger are required")
+	}
+	spec, err := specJSON()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:    p.Store,
+		verifier: p.Verifier,
+		accounts: p.Accounts,
+		log:      p.Logger,
+		spec:     spec,
+		addr:     p.Addr,
+	}
+	s.routes = s.routeTable()
+	mux := http.NewServeMux()
+	for _, rt := range s.routes {
+		mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	fallback := p.Fallback
+	if fallback == nil {
+		fallback = http.NotFoundHandler()
+	}
+	s.handler = s.withRequest(mux, fallback)
+	return s, nil
+}
+
+// Handler is the whole API, /v1 and the fallback.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens synchronously (a taken port fails at once) and serves in a
+// goroutine that Stop waits for.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", s.addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	s.done = make(chan error, 1)
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	s.log.Info("api listening", zap.String("url.full", "http://"+ln.Addr().String()))
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop shuts the server down gracefully and waits for it.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.done == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	return errors.Join(err, <-s.done)
+}
