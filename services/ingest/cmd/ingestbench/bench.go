@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/mymonit/mymonit/pkg/queue"
+)
+
+// runBench sets up the run's database, builds the ingest binary when a phase
+// needs it, runs the selected phases in order and evaluates the targets.
+// Progress goes to progress; everything it created is removed before it
+// returns, whatever happened.
+func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *results, err error) {
+	say := func(format string, args ...any) { fmt.Fprintf(progress, "ingestbench: "+format+"\n", args...) }
+	loadStart := loadAvg()
+	log := warnLogger(progress)
+
+	bin := opts.ingestBin
+	needBinary := !opts.inProcess && (opts.has(phaseBatched) || opts.has(phaseSingle))
+	if needBinary && bin == "" {
+		dir, err := findIngestModule(ctx, opts.ingestDir)
+		if err != nil {
+			return nil, err
+		}
+		tmp, err := os.MkdirTemp("", "ingestbench-")
+		if err != nil {
+			return nil, fmt.Errorf("temporary directory: %w", err)
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
+		say("building the ingest binary from %s", dir)
+		if bin, err = buildIngest(ctx, dir, tmp); err != nil {
+			return nil, err
+		}
+	}
+
+	w, cleanup, err := newWorld(ctx, opts, log)
+	defer func() {
+		if cerr := cleanup(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	say("database %s ready", w.dbName)
+	set, err := w.settings(queue.Config{URL: opts.amqpURL, Exchange: "x", Queue: "q", DeadExchange: "dx", DeadQueue: "dq", QueueType: queue.QueueTypeQuorum})
+	if err != nil {
+		return nil, err
+	}
+	res := newResults(opts, set.Ingest)
+	res.Host.LoadStart = loadStart
+
+	// Each baseline runs right before the ingest phase compared with it, and
+	// the pairs repeat for -rounds: the medians resist other work on the
+	// machine better than one sample does.
+	for round := 1; round <= opts.rounds; round++ {
+		if opts.rounds > 1 {
+			say("round %d of %d", round, opts.rounds)
+		}
+		if opts.has(phaseDrain) {
+			say("drain: prefilling %d single-measure messages, then draining (prefetch %d, ack every %d)", opts.drainMessages, opts.drainPrefetch, drainAckEvery)
+			r, err := w.benchDrain(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("drain: %w", err)
+			}
+			res.Drain = res.Drain.add(r.rate, r.busy)
+			say("drain: %s msg/s%s, consumer CPU %.2f s (%.1f µs/message)", thousands(r.rate), busyNote(r.busy, r.rate),
+				r.selfCPU.Seconds(), 1e6*r.selfCPU.Seconds()/float64(opts.drainMessages))
+		}
+		if err := w.ingestPhase(ctx, phaseSingle, bin, &res.Single, say); err != nil {
+			return nil, err
+		}
+		if opts.has(phaseDB) {
+			say("db: upserting %d rows, %d per transaction", opts.dbRows, dbChunk)
+			r, err := w.benchDB(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.DB = res.DB.add(r.rate, r.busy)
+			say("db: %s rows/s%s", thousands(r.rate), busyNote(r.busy, r.rate))
+		}
+		if err := w.ingestPhase(ctx, phaseBatched, bin, &res.Batched, say); err != nil {
+			return nil, err
+		}
+	}
+	if opts.has(phaseNaive) {
+		say("naive: prefilling %d single-measure messages, then prefetch 1, autocommit INSERT, ack each", opts.naiveMessages)
+		r, err := w.benchNaive(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("naive: %w", err)
+		}
+		res.Naive = res.Naive.add(r.rate, r.busy)
+		say("naive: %s msg/s%s", thousands(r.rate), busyNote(r.busy, r.rate))
+	}
+	if opts.has(phaseLatency) {
+		rate := opts.latencyRate
+		if rate <= 0 {
+			rate = opts.latencyFraction * res.Batched.Rate.Median
+		}
+		say("latency: publishing %d-measure messages at %s measures/s for %v (in-process ingest)", opts.perMessage, thousands(rate), opts.latencyDuration)
+		f, err := w.benchLatency(ctx, rate)
+		if err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
+		res.Latency = newLatencyResult(f, opts.latencyRate <= 0, opts.latencyFraction)
+		say("latency: p50 %s, p99 %s, max %s over %d measures", ms(f.p50), ms(f.p99), ms(f.max), f.samples)
+	}
+	res.evaluate()
+	res.Host.LoadEnd = loadAvg()
+	return res, nil
+}
+
+// ingestPhase runs one round of the batched or single ingest phase, when
+// selected, and adds its figures to *dst.
+func (w *world) ingestPhase(ctx context.Context, phase, bin string, dst **ingestResult, say func(string, ...any)) error {
+	if !w.opts.has(phase) {
+		return nil
+	}
+	n, perMsg, unit := w.opts.batchedMeasures, w.opts.perMessage, "measures"
+	if phase == phaseSingle {
+		n, perMsg, unit = w.opts.singleMessages, 1, "messages"
+	}
+	where := "the ingest binary"
+	if w.opts.inProcess {
+		where = "in-process ingest"
+	}
+	say("%s: prefilling %d %s (%d measures/message), then draining with %s", phase, n, unit, perMsg, where)
+	f, err := w.benchIngest(ctx, phase, bin, n, perMsg)
+	if err != nil {
+		return err
+	}
+	if *dst == nil {
+		*dst = &ingestResult{Measures: n, MeasuresPerMsg: perMsg}
+	}
+	(*dst).add(f)
+	say("%s: %s rows/s%s", phase, thousands(f.rowsPerSec), f.note(n))
+	return nil
+}
+
+// startProfile starts a CPU profile of an in-process phase into the
+// -cpuprofile file name with the phase inserted before its extension
+// (cpu.prof: cpu.latency.prof). It returns the function that stops it; both
+// do nothing without -cpuprofile.
+func (w *world) startProfile(phase string) (func() error, error) {
+	if w.opts.cpuProf == "" {
+		return func() error { return nil }, nil
+	}
+	ext := filepath.Ext(w.opts.cpuProf)
+	name := strings.TrimSuffix(w.opts.cpuProf, ext) + "." + phase + ext
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
+// hostInfo describes the machine of the run.
+type hostInfo struct {
+	CPUs      int    `json:"cpus"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+	GoVersion string `json:"go_version"`
+	Started   string `json:"started"`
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// started and ended: a load above the CPU count means other work
+	// competed with the benchmark and the figures are low.
+	LoadStart float64 `json:"load_start"`
+	LoadEnd   float64 `json:"load_end"`
+}
+
+func newHostInfo() hostInfo {
+	return hostInfo{
+		CPUs:      runtime.NumCPU(),
+		GOOS:      runtime.GOOS,
+		GOARCH:    runtime.GOARCH,
+		GoVersion: runtime.Version(),
+		Started:   time.Now().UTC().Format(time.RFC3339),
+	}
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mymonit/mymonit/pkg/measure"
+	"github.com/mymonit/mymonit/pkg/queue"
+)
+
+// latencyFigures are the results of the latency phase.
+type latencyFigures struct {
+	targetRate   float64 // measures/s asked for
+	achievedRate float64 // measures/s published
+	samples      int
+	p50, p99     time.Duration
+	max          time.Duration
+}
+
+// publishWorkers is the number of concurrent Publish calls of the latency
+// phase; each waits for its confirm, so one alone could not keep the pace.
+const publishWorkers = 8
+
+// commitWait bounds how long the latency phase waits for the last commits
+// once publishing stopped, and for the warm-up message.
+const commitWait = 30 * time.Second
+
+// benchLatency measures publish→commit latency below saturation. Ingest runs
+// in this process so that the pipeline's OnCommit hook sees each committed
+// measure. Batched messages are published at rate measures/s for the phase
+// duration, each measure's time being the instant its message was built
+// for publishing (unique per series, microseconds); OnCommit records now −
+// time for every measure.
+func (w *world) benchLatency(ctx context.Context, rate float64) (_ latencyFigures, err error) {
+	if err := w.emptyMeasures(ctx); err != nil {
+		return latencyFigures{}, err
+	}
+	cfg, cleanup, err := w.newTopology()
+	defer func() { err = errors.Join(err, cleanup()) }()
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	set, err := w.settings(cfg)
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	stopProf, err := w.startProfile(phaseLatency)
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	defer func() { err = errors.Join(err, stopProf()) }()
+	rec := &latencyRecorder{}
+	ing, err := startInProcess(ctx, set, rec.observe, w.log)
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	defer func() { err = errors.Join(err, ing.stop()) }()
+	pub := queue.NewPublisher(queue.PublisherParams{Config: cfg, Logger: w.log, Producer: "ingestbench"})
+	defer func() { err = errors.Join(err, pub.Close()) }()
+	if err := pub.Connect(ctx); err != nil {
+		return latencyFigures{}, err
+	}
+
+	// Warm up: the first batch resolves the series and opens connections.
+	gen := &stampGen{per: w.opts.perMessage}
+	warm, err := gen.next()
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	if err := pub.Publish(ctx, warm); err != nil {
+		return latencyFigures{}, fmt.Errorf("latency warm-up: %w", err)
+	}
+	if err := rec.waitFor(ctx, w.opts.perMessage); err != nil {
+		return latencyFigures{}, fmt.Errorf("latency warm-up: %w", err)
+	}
+	rec.reset()
+
+	sent, elapsed, err := pace(ctx, pub, gen, rate/float64(w.opts.perMessage), w.opts.latencyDuration)
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	if err := rec.waitFor(ctx, sent*w.opts.perMessage); err != nil {
+		return latencyFigures{}, err
+	}
+	f := rec.figures()
+	f.targetRate = rate
+	f.achievedRate = float64(sent*w.opts.perMessage) / elapsed.Seconds()
+	return f, nil
+}
+
+// stampGen builds batched messages whose measures carry the instant the
+// message was built: one measure per sensor, the time strictly increasing
+// from message to message at microsecond precision.
+type stampGen struct {
+	per  int
+	last time.Time
+	seq  int
+}
+
+func (g *stampGen) next() (queue.Message, error) {
+	t := time.Now().UTC().Truncate(time.Microsecond)
+	if !t.After(g.last) {
+		t = g.last.Add(time.Microsecond)
+	}
+	g.last = t
+	ms := make([]measure.Measure, g.per)
+	for j := range ms {
+		ms[j] = measure.Measure{Experiment: experiment, Sensor: sensorName(j), Time: t, Value: float64(g.seq), Unit: "V"}
+	}
+	g.seq++
+	body, err := encode(ms, g.per == 1)
+	if err != nil {
+		return queue.Message{}, err
+	}
+	return measureMessage(body), nil
+}
+
+// pace publishes messages from gen at msgRate messages/s for d through
+// publishWorkers concurrent publishers, and returns how many were published
+// and confirmed and how long publishing took.
+func pace(ctx context.Context, pub *queue.Publisher, gen *stampGen, msgRate float64, d time.Duration) (int, time.Duration, error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan queue.Message, 1024)
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		pubErr  error
+	)
+	for range publishWorkers {
+		wg.Go(func() {
+			for m := range jobs {
+				if err := pub.Publish(pctx, m); err != nil {
+					errOnce.Do(func() { pubErr = err; cancel() })
+				}
+			}
+		})
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	sent := 0
+	var genErr error
+loop:
+	for {
+		select {
+		case <-pctx.Done():
+			break loop
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		if el >= d {
+			break loop
+		}
+		for due := int(msgRate*el.Seconds()) + 1 - sent; due > 0; due-- {
+			m, err := gen.next()
+			if err != nil {
+				genErr = err
+				break loop
+			}
+			select {
+			case jobs <- m:
+				sent++
+			case <-pctx.Done():
+				break loop
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	switch {
+	case genErr != nil:
+		return 0, 0, genErr
+	case pubErr != nil:
+		return 0, 0, fmt.Errorf("latency: publish: %w", pubErr)
+	case ctx.Err() != nil:
+		return 0, 0, ctx.Err()
+	}
+	return sent, elapsed, nil
+}
+
+// latencyRecorder collects now − time of every committed measure.
+type latencyRecorder struct {
+	mu      sync.Mutex
+	n       int
+	samples []time.Duration
+}
+
+func (r *latencyRecorder) observe(ms []measure.Measure) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range ms {
+		r.samples = append(r.samples, now.Sub(m.Time))
+	}
+	r.n += len(ms)
+}
+
+// reset forgets what was recorded.
+func (r *latencyRecorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n, r.samples = 0, nil
+}
+
+// waitFor waits until n measures were committed since the last reset.
+func (r *latencyRecorder) waitFor(ctx context.Context, n int) error {
+	deadline := time.Now().Add(commitWait)
+	for {
+		r.mu.Lock()
+		got := r.n
+		r.mu.Unlock()
+		switch {
+		case got >= n:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("%d of %d measures committed: %w", got, n, ctx.Err())
+		case time.Now().After(deadline):
+			return fmt.Errorf("%d of %d measures committed after waiting %v", got, n, commitWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// figures returns the percentiles (nearest rank) of the samples.
+func (r *latencyRecorder) figures() latencyFigures {
+	r.mu.Lock()
+	s := slices.Clone(r.samples)
+	r.mu.Unlock()
+	slices.Sort(s)
+	f := latencyFigures{samples: len(s)}
+	if len(s) == 0 {
+		return f
+	}
+	rank := func(q float64) time.Duration {
+		i := int(q*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	f.p50, f.p99, f.max = rank(0.50), rank(0.99), s[len(s)-1]
+	return f
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mymonit/mymonit/services/ingest/internal/settings"
+)
+
+// Targets of the ingest service (see the package documentation).
+const (
+	targetBatchedVsDB    = 0.90
+	targetSingleVsDrain  = 0.90
+	targetBatchedVsNaive = 60
+	targetP99            = 100 * time.Millisecond
+	targetPeakRSSMB      = 64
+)
+
+// results are the figures of one run, as printed by -json. Rates measured
+// over several rounds are reported as their median.
+type results struct {
+	Host     hostInfo       `json:"host"`
+	Settings ingestSettings `json:"ingest_settings"`
+	// Rounds of the baseline/ingest pairs; naive and latency run once.
+	Rounds int `json:"rounds"`
+
+	Drain   *rateStat      `json:"drain_msgs_per_sec,omitempty"`
+	DB      *rateStat      `json:"db_rows_per_sec,omitempty"`
+	Batched *ingestResult  `json:"batched,omitempty"`
+	Single  *ingestResult  `json:"single,omitempty"`
+	Naive   *rateStat      `json:"naive_msgs_per_sec,omitempty"`
+	Latency *latencyResult `json:"latency,omitempty"`
+
+	Checks []check `json:"checks"`
+
+	drainPrefetch int
+}
+
+// rateStat is a rate measured in one or more rounds.
+type rateStat struct {
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	Rounds []float64 `json:"rounds"`
+	// MachineBusy is, per round, the fraction of all the machine's CPUs
+	// that was busy while the rate was timed (-1: unknown). Near 1, the
+	// phase was CPU-bound, by itself or by other work on the machine.
+	MachineBusy []float64 `json:"machine_cpu_busy"`
+}
+
+// add returns s (nil: a new rateStat) with the rate v of one more round,
+// timed while busy of the machine's CPUs were busy.
+func (s *rateStat) add(v, busy float64) *rateStat {
+	if s == nil {
+		s = &rateStat{}
+	}
+	s.Rounds = append(s.Rounds, v)
+	s.MachineBusy = append(s.MachineBusy, math.Round(busy*100)/100)
+	sorted := slices.Clone(s.Rounds)
+	slices.Sort(sorted)
+	s.Min, s.Max = sorted[0], sorted[len(sorted)-1]
+	n := len(sorted)
+	s.Median = (sorted[(n-1)/2] + sorted[n/2]) / 2
+	return s
+}
+
+// spread formats the range of the rounds, or "" for one round.
+func (s *rateStat) spread() string {
+	if len(s.Rounds) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" [%s–%s]", thousands(s.Min), thousands(s.Max))
+}
+
+// ingestSettings are the ingest settings in force and the -env overrides.
+type ingestSettings struct {
+	BatchSize     int      `json:"batch_size"`
+	FlushInterval string   `json:"flush_interval"`
+	Prefetch      int      `json:"prefetch"`
+	InProcess     bool     `json:"in_process"`
+	Env           []string `json:"env,omitempty"`
+}
+
+// ingestResult is a full-rate ingest phase over its rounds.
+type ingestResult struct {
+	Measures       int      `json:"measures"`
+	MeasuresPerMsg int      `json:"measures_per_message"`
+	Rate           rateStat `json:"rows_per_sec"`
+	// PeakRSSMB is the largest peak RSS (VmHWM) of the rounds.
+	PeakRSSMB      *float64 `json:"peak_rss_mb,omitempty"`
+	PeakRSSUnknown string   `json:"peak_rss_unknown,omitempty"`
+	// CPUSecondsPerRound is the CPU time of the whole ingest process in
+	// each round (start, drain, up to the last commit), all threads.
+	CPUSecondsPerRound []float64 `json:"cpu_seconds_per_round,omitempty"`
+}
+
+// add records the figures of one round.
+func (r *ingestResult) add(f ingestFigures) {
+	r.Rate = *r.Rate.add(f.rowsPerSec, f.busy)
+	switch {
+	case f.peakRSS > 0:
+		mb := float64(f.peakRSS) / (1 << 20)
+		if r.PeakRSSMB == nil || mb > *r.PeakRSSMB {
+			r.PeakRSSMB = &mb
+		}
+	case f.rssErr != nil:
+		r.PeakRSSUnknown = f.rssErr.Error()
+	default:
+		r.PeakRSSUnknown = "in-process run"
+	}
+	if f.cpu > 0 {
+		r.CPUSecondsPerRound = append(r.CPUSecondsPerRound, f.cpu.Seconds())
+	}
+}
+
+// busyNote describes the machine's CPU load while a rate was timed for
+// progress lines: the busy fraction and, with the rate, the machine's CPU
+// time per item (broker, database and consumer together, plus other work).
+func busyNote(busy, rate float64) string {
+	if busy < 0 || rate <= 0 {
+		return ""
+	}
+	perItem := busy * float64(runtime.NumCPU()) / rate
+	return fmt.Sprintf(" (machine CPU %.0f%% busy, %.1f µs per item)", 100*busy, 1e6*perItem)
+}
+
+// note describes the side figures of one round for progress lines.
+func (f ingestFigures) note(measures int) string {
+	s := busyNote(f.busy, f.rowsPerSec)
+	if f.peakRSS > 0 {
+		s += fmt.Sprintf(", peak RSS %.0f MB", float64(f.peakRSS)/(1<<20))
+	}
+	if f.cpu > 0 {
+		s += fmt.Sprintf(", ingest CPU %.2f s (%.1f µs/measure)", f.cpu.Seconds(), 1e6*f.cpu.Seconds()/float64(measures))
+	}
+	if f.upsertCalls > 0 && f.commitSpan > 0 {
+		s += fmt.Sprintf(", writer in UpsertMeasures %.0f%% of the time, %.2f ms per call",
+			100*f.upsertTime.Seconds()/f.commitSpan.Seconds(), msf(f.upsertTime)/float64(f.upsertCalls))
+	}
+	return s
+}
+
+// latencyResult is the latency phase.
+type latencyResult struct {
+	TargetMeasuresPerSec   float64 `json:"target_measures_per_sec"`
+	AchievedMeasuresPerSec float64 `json:"achieved_measures_per_sec"`
+	FractionOfBatched      float64 `json:"fraction_of_batched_rate,omitempty"`
+	Samples                int     `json:"samples"`
+	P50Ms                  float64 `json:"p50_ms"`
+	P99Ms                  float64 `json:"p99_ms"`
+	MaxMs                  float64 `json:"max_ms"`
+}
+
+func newLatencyResult(f latencyFigures, fromBatched bool, fraction float64) *latencyResult {
+	r := &latencyResult{
+		TargetMeasuresPerSec:   f.targetRate,
+		AchievedMeasuresPerSec: f.achievedRate,
+		Samples:                f.samples,
+		P50Ms:                  msf(f.p50),
+		P99Ms:                  msf(f.p99),
+		MaxMs:                  msf(f.max),
+	}
+	if fromBatched {
+		r.FractionOfBatched = fraction
+	}
+	return r
+}
+
+// check is one target, evaluated.
+type check struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Pass   bool    `json:"pass"`
+}
+
+func newResults(opts *options, set settings.Ingest) *results {
+	return &results{
+		Host: newHostInfo(),
+		Settings: ingestSettings{
+			BatchSize:     set.BatchSize,
+			FlushInterval: set.FlushInterval.String(),
+			Prefetch:      set.Prefetch,
+			InProcess:     opts.inProcess,
+			Env:           opts.env,
+		},
+		Rounds:        opts.rounds,
+		drainPrefetch: opts.drainPrefetch,
+	}
+}
+
+// Check names.
+const (
+	checkBatchedVsDB    = "batched_vs_db"
+	checkSingleVsDrain  = "single_vs_drain"
+	checkBatchedVsNaive = "batched_vs_naive"
+	checkP99            = "latency_p99_ms"
+	checkPeakRSS        = "peak_rss_mb"
+)
+
+// evaluate fills Checks from the figures present.
+func (r *results) evaluate() {
+	r.Checks = nil
+	add := func(name string, v float64, target string, pass bool) {
+		r.Checks = append(r.Checks, check{Name: name, Value: v, Target: target, Pass: pass})
+	}
+	if r.Batched != nil && r.DB != nil {
+		v := pairedRatio(&r.Batched.Rate, r.DB)
+		add(checkBatchedVsDB, v, fmt.Sprintf(">= %.2f", targetBatchedVsDB), v >= targetBatchedVsDB)
+	}
+	if r.Single != nil && r.Drain != nil {
+		v := pairedRatio(&r.Single.Rate, r.Drain)
+		add(checkSingleVsDrain, v, fmt.Sprintf(">= %.2f", targetSingleVsDrain), v >= targetSingleVsDrain)
+	}
+	if r.Batched != nil && r.Naive != nil {
+		v := r.Batched.Rate.Median / r.Naive.Median
+		add(checkBatchedVsNaive, v, fmt.Sprintf(">= %d", targetBatchedVsNaive), v >= targetBatchedVsNaive)
+	}
+	if r.Latency != nil {
+		v := r.Latency.P99Ms
+		add(checkP99, v, fmt.Sprintf("<= %.0f", msf(targetP99)), v <= msf(targetP99))
+	}
+	if rss, ok := r.peakRSS(); ok {
+		add(checkPeakRSS, rss, fmt.Sprintf("<= %d", targetPeakRSSMB), rss <= targetPeakRSSMB)
+	}
+}
+
+// pairedRatio is the median over rounds of num/den, each ingest round
+// divided by the baseline round that ran just before it, so that other work
+// on the machine drifting between rounds cancels out.
+func pairedRatio(num, den *rateStat) float64 {
+	n := min(len(num.Rounds), len(den.Rounds))
+	if n == 0 {
+		return num.Median / den.Median
+	}
+	var ratios *rateStat
+	for i := range n {
+		ratios = ratios.add(num.Rounds[i]/den.Rounds[i], -1)
+	}
+	return ratios.Median
+}
+
+// peakRSS is the largest peak RSS of the ingest phases that measured one.
+func (r *results) peakRSS() (float64, bool) {
+	var v float64
+	ok := false
+	for _, ir := range []*ingestResult{r.Batched, r.Single} {
+		if ir != nil && ir.PeakRSSMB != nil {
+			v, ok = math.Max(v, *ir.PeakRSSMB), true
+		}
+	}
+	return v, ok
+}
+
+func (r *results) check(name string) (check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return check{}, false
+}
+
+// verdict is PASS or MISS for the named check, "" when it was not
+// evaluated.
+func (r *results) verdict(name string) string {
+	c, ok := r.check(name)
+	switch {
+	case !ok:
+		return ""
+	case c.Pass:
+		return "PASS"
+	default:
+		return "MISS"
+	}
+}
+
+func writeJSON(w io.Writer, r *results) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// writeTable prints the human report.
+func writeTable(w io.Writer, r *results) {
+	h := r.Host
+	fmt.Fprintf(w, "MyMONIT ingest benchmark (one run, this machine: %d CPUs, %s/%s, %s; load average %.1f at start, %.1f at end)\n",
+		h.CPUs, h.GOOS, h.GOARCH, h.GoVersion, h.LoadStart, h.LoadEnd)
+	if r.Rounds > 1 {
+		fmt.Fprintf(w, "rates: median of %d rounds [min–max]; ratios to baselines: median of per-round ratios; naive and latency: one round\n", r.Rounds)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "path\trate\tratio / target\t")
+	na := "n/a (baseline not run)"
+	if r.Drain != nil {
+		fmt.Fprintf(tw, "broker drain alone (prefetch %d)\t%s msg/s%s\tbaseline\t\n", r.drainPrefetch, thousands(r.Drain.Median), r.Drain.spread())
+	}
+	if r.DB != nil {
+		fmt.Fprintf(tw, "DB insert alone (%d rows/tx)\t%s rows/s%s\tbaseline\t\n", dbChunk, thousands(r.DB.Median), r.DB.spread())
+	}
+	if b := r.Batched; b != nil {
+		ratio := na
+		if c, ok := r.check(checkBatchedVsDB); ok {
+			ratio = fmt.Sprintf("%.2f × DB alone (target ≥ %.2f)", c.Value, targetBatchedVsDB)
+		}
+		fmt.Fprintf(tw, "ingest, %d measures/message\t%s rows/s%s\t%s\t%s\n", b.MeasuresPerMsg, thousands(b.Rate.Median), b.Rate.spread(), ratio, r.verdict(checkBatchedVsDB))
+	}
+	if s := r.Single; s != nil {
+		ratio := na
+		if c, ok := r.check(checkSingleVsDrain); ok {
+			ratio = fmt.Sprintf("%.2f × drain alone (target ≥ %.2f)", c.Value, targetSingleVsDrain)
+		}
+		fmt.Fprintf(tw, "ingest, 1 measure/message\t%s rows/s%s\t%s\t%s\n", thousands(s.Rate.Median), s.Rate.spread(), ratio, r.verdict(checkSingleVsDrain))
+	}
+	if r.Naive != nil {
+		ratio := "n/a (batched ingest not run)"
+		if c, ok := r.check(checkBatchedVsNaive); ok {
+			ratio = fmt.Sprintf("batched ingest = %.0f × naive (target ≥ %d)", c.Value, targetBatchedVsNaive)
+		}
+		fmt.Fprintf(tw, "naive (prefetch 1, autocommit, ack each)\t%s msg/s\t%s\t%s\n", thousands(r.Naive.Median), ratio, r.verdict(checkBatchedVsNaive))
+	}
+	if l := r.Latency; l != nil {
+		at := thousands(l.TargetMeasuresPerSec) + " measures/s"
+		if l.FractionOfBatched > 0 {
+			at = fmt.Sprintf("%.0f%% of max rate", 100*l.FractionOfBatched)
+		}
+		fmt.Fprintf(tw, "publish→commit at %s\tp50 %.0f ms, p99 %.0f ms, max %.0f ms\t(target p99 ≤ %.0f ms)\t%s\n",
+			at, l.P50Ms, l.P99Ms, l.MaxMs, msf(targetP99), r.verdict(checkP99))
+	}
+	if rss, ok := r.peakRSS(); ok {
+		var parts []string
+		for _, ir := range []*ingestResult{r.Batched, r.Single} {
+			if ir != nil && ir.PeakRSSMB != nil {
+				parts = append(parts, fmt.Sprintf("%.0f MB (%d/msg)", *ir.PeakRSSMB, ir.MeasuresPerMsg))
+			}
+		}
+		fmt.Fprintf(tw, "ingest peak RSS at full rate\t%s\t(target max ≤ %d MB, max %.0f MB)\t%s\n",
+			strings.Join(parts, ", "), targetPeakRSSMB, rss, r.verdict(checkPeakRSS))
+	}
+	tw.Flush()
+	s := r.Settings
+	where := "ingest binary (subprocess)"
+	if s.InProcess {
+		where = "in-process pipeline"
+	}
+	fmt.Fprintf(w, "ingest: %s; batch %d measures, flush %s, prefetch %d", where, s.BatchSize, s.FlushInterval, s.Prefetch)
+	if len(s.Env) > 0 {
+		fmt.Fprintf(w, "; env %s", strings.Join(s.Env, " "))
+	}
+	fmt.Fprintln(w)
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "latency phase: in-process ingest, %s measures/s asked, %s published, %d samples\n",
+			thousands(l.TargetMeasuresPerSec), thousands(l.AchievedMeasuresPerSec), l.Samples)
+	}
+}
+
+// thousands formats v rounded to a whole number with comma separators.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// msf is d in milliseconds.
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ms formats d in milliseconds for progress lines.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", msf(d)) }
