@@ -24,22 +24,10 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 	loadStart := loadAvg()
 	log := warnLogger(progress)
 
-	bin := opts.ingestBin
-	needBinary := !opts.inProcess && (opts.has(phaseBatched) || opts.has(phaseSingle))
-	if needBinary && bin == "" {
-		dir, err := findIngestModule(ctx, opts.ingestDir)
-		if err != nil {
-			return nil, err
-		}
-		tmp, err := os.MkdirTemp("", "ingestbench-")
-		if err != nil {
-			return nil, fmt.Errorf("temporary directory: %w", err)
-		}
-		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
-		say("building the ingest binary from %s", dir)
-		if bin, err = buildIngest(ctx, dir, tmp); err != nil {
-			return nil, err
-		}
+	bin, removeBin, err := prepareBinary(ctx, opts, say)
+	defer func() { err = errors.Join(err, removeBin()) }()
+	if err != nil {
+		return nil, err
 	}
 
 	w, cleanup, err := newWorld(ctx, opts, log)
@@ -117,6 +105,29 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 	res.evaluate()
 	res.Host.LoadEnd = loadAvg()
 	return res, nil
+}
+
+// prepareBinary returns the ingest binary the phases run: -ingest-bin, or
+// one built into a temporary directory that the returned function removes;
+// "" when no phase needs one.
+func prepareBinary(ctx context.Context, opts *options, say func(string, ...any)) (string, func() error, error) {
+	noop := func() error { return nil }
+	needed := !opts.inProcess && (opts.has(phaseBatched) || opts.has(phaseSingle))
+	if !needed || opts.ingestBin != "" {
+		return opts.ingestBin, noop, nil
+	}
+	dir, err := findIngestModule(ctx, opts.ingestDir)
+	if err != nil {
+		return "", noop, err
+	}
+	tmp, err := os.MkdirTemp("", "ingestbench-")
+	if err != nil {
+		return "", noop, fmt.Errorf("temporary directory: %w", err)
+	}
+	remove := func() error { return os.RemoveAll(tmp) }
+	say("building the ingest binary from %s", dir)
+	bin, err := buildIngest(ctx, dir, tmp)
+	return bin, remove, err
 }
 
 // ingestPhase runs one round of the batched or single ingest phase, when

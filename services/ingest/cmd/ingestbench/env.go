@@ -58,7 +58,7 @@ func newWorld(ctx context.Context, opts *options, log *zap.Logger) (*world, func
 		return nil, func() error { return nil }, fmt.Errorf("open MySQL/MariaDB server: %w", err)
 	}
 	admin.SetMaxOpenConns(1)
-	created := false
+	var created, createFailed bool
 	cleanup := func() error {
 		var errs []error
 		if w.store != nil {
@@ -68,9 +68,15 @@ func newWorld(ctx context.Context, opts *options, log *zap.Logger) (*world, func
 			errs = append(errs, w.db.Close())
 		}
 		if created {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-			defer cancel()
-			if _, err := admin.ExecContext(cctx, "DROP DATABASE IF EXISTS "+w.dbName); err != nil {
+			drop := func() error {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				_, err := admin.ExecContext(cctx, "DROP DATABASE IF EXISTS "+w.dbName)
+				return err
+			}
+			if createFailed {
+				_ = drop() // one attempt: it most likely never existed
+			} else if err := retry(drop); err != nil {
 				errs = append(errs, fmt.Errorf("drop database %s: %w", w.dbName, err))
 			}
 		}
@@ -81,6 +87,7 @@ func newWorld(ctx context.Context, opts *options, log *zap.Logger) (*world, func
 	// cut the reply of a CREATE the server did.
 	created = true
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+w.dbName+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		createFailed = true
 		return nil, cleanup, fmt.Errorf("create database %s: %w", w.dbName, err)
 	}
 	cfg.DBName = w.dbName
@@ -170,7 +177,7 @@ func (w *world) newTopology() (queue.Config, func() error, error) {
 		QueueType:     queue.QueueTypeQuorum,
 		DeliveryLimit: 20,
 	}
-	cleanup := func() error { return deleteTopology(cfg) }
+	cleanup := func() error { return retry(func() error { return deleteTopology(cfg) }) }
 	conn, err := dialAMQP(cfg.URL)
 	if err != nil {
 		return cfg, func() error { return nil }, err
@@ -184,6 +191,20 @@ func (w *world) newTopology() (queue.Config, func() error, error) {
 		return cfg, cleanup, err
 	}
 	return cfg, cleanup, ch.Close()
+}
+
+// retry runs a cleanup step until it succeeds or cleanupTimeout passed, so
+// that a server restarting (as some tests of the project do) does not leave
+// the run's database or queues behind.
+func retry(step func() error) error {
+	deadline := time.Now().Add(cleanupTimeout)
+	for {
+		err := step()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // deleteTopology deletes the queues and exchanges of cfg, whatever their

@@ -286,6 +286,7 @@ func (r *results) verdict(name string) string {
 func writeJSON(w io.Writer, r *results) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
