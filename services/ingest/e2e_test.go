@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -128,25 +126,8 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -162,7 +143,7 @@ func freeAddr(t *testing.T) string {
 // start runs `ingest serve` and waits until it is ready.
 func (e *env) start() *proc {
 	e.t.Helper()
-	p := &proc{t: e.t, addr: freeAddr(e.t), out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{t: e.t, addr: freeAddr(e.t), out: &testenv.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "serve")
 	p.cmd.Env = append(e.environ(p.addr), e.extra...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -29,26 +29,6 @@ import (
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
 )
 
-// lockedBuffer collects log lines from concurrent requests.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Sync() error { return nil }
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a running API over a fresh database and the Auth Emulator.
 type env struct {
 	t      testing.TB
@@ -56,7 +36,7 @@ type env struct {
 	store  *storage.Store
 	srv    *httptest.Server
 	router routers.Router
-	logs   *lockedBuffer
+	logs   *testenv.Buffer
 	// accounts is the Admin SDK client of the emulator.
 	accounts *fbauth.Client
 
@@ -96,8 +76,8 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 
-	logs := &lockedBuffer{}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logging.EncoderConfig()), logs, zap.DebugLevel))
+	logs := &testenv.Buffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logging.EncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: emu.ProjectID})
 	if err != nil {
 		t.Fatal(err)

@@ -28,12 +28,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	firebase "firebase.google.com/go/v4"
+
+	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
 // Emulator defaults.
@@ -172,29 +173,11 @@ type process struct {
 	startTime time.Duration
 }
 
-// lockedBuffer collects stderr from os/exec's copying goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func startProcess(dir string, port int) (*process, error) {
 	cmd := exec.Command("node", "start-auth-emulator.js",
 		"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--project", ProjectID)
 	cmd.Dir = dir
-	stderr := &lockedBuffer{}
+	stderr := &testenv.Buffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
