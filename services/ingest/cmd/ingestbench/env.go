@@ -27,8 +27,8 @@ const experiment = "bench"
 // context is done (interrupt).
 const cleanupTimeout = 30 * time.Second
 
-// t0 is the time of generated measure 0; measure i is at t0 + i ms.
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+// t0 returns the time of generated measure 0; measure i is at t0 + i ms.
+func t0() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
 // world is the isolated environment of one run: a fresh, migrated database
 // with the experiment and its series registered, and the broker URL. Queues
@@ -158,7 +158,7 @@ func (w *world) gen(i int) measure.Measure {
 	return measure.Measure{
 		Experiment: experiment,
 		Sensor:     sensorName(i % w.opts.sensors),
-		Time:       t0.Add(time.Duration(i) * time.Millisecond),
+		Time:       t0().Add(time.Duration(i) * time.Millisecond),
 		Value:      float64(i),
 		Unit:       "V",
 	}

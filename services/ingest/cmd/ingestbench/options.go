@@ -23,7 +23,10 @@ const (
 	phaseLatency = "latency"
 )
 
-var allPhases = []string{phaseDrain, phaseDB, phaseBatched, phaseSingle, phaseNaive, phaseLatency}
+// allPhases returns the phase names in the order of -h.
+func allPhases() []string {
+	return []string{phaseDrain, phaseDB, phaseBatched, phaseSingle, phaseNaive, phaseLatency}
+}
 
 // options are the command-line settings of one run.
 type options struct {
@@ -81,7 +84,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.mysqlDSN, "mysql-dsn", testenv.MySQLServerDSN(), "MySQL/MariaDB server DSN, no database selected (a fresh mymonit_bench_* database is created and dropped)")
 	fs.StringVar(&o.amqpURL, "amqp-url", testenv.AMQPURL(), "RabbitMQ URL (random queue and exchange names are used and deleted)")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ","))
+	phases := fs.String("phases", strings.Join(allPhases(), ","), "comma-separated phases to run: "+strings.Join(allPhases(), ","))
 	fs.IntVar(&o.drainMessages, "drain-n", 60000, "single-measure messages drained by the raw consumer (broker baseline)")
 	fs.IntVar(&o.dbRows, "db-n", 200000, "rows inserted by storage.Store.UpsertMeasures (database baseline)")
 	fs.IntVar(&o.batchedMeasures, "batched-n", 200000, "measures ingested in batched messages")
@@ -98,7 +101,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.ingestBin, "ingest-bin", "", "use this ingest binary instead of building one")
 	fs.Var(&o.env, "env", "KEY=VALUE added to the ingest process's environment (repeatable), e.g. MYMONIT_INGEST_PREFETCH=4000 or GOGC=50; MYMONIT_INGEST_* also apply to the in-process phases")
 	fs.BoolVar(&o.inProcess, "inprocess", false, "run the batched and single phases in this process rather than the ingest binary (for -cpuprofile; no RSS figure)")
-	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the in-process ingest phases (latency, and batched/single with -inprocess) to this file")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write CPU profiles of the in-process ingest phases (latency, and batched/single with -inprocess; the last round) to this file name with the phase before the extension")
 	fs.DurationVar(&o.poll, "poll", 20*time.Millisecond, "how often the ingest binary's committed counter is read from /metrics while timing")
 	fs.DurationVar(&o.timeout, "phase-timeout", 2*time.Minute, "longest a timed phase may take before the run fails")
 	fs.BoolVar(&o.json, "json", false, "print the figures as JSON instead of a table")
@@ -112,12 +115,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		p = strings.TrimSpace(p)
 		switch {
 		case p == "":
-		case slices.Contains(allPhases, p):
+		case slices.Contains(allPhases(), p):
 			if !slices.Contains(o.phases, p) {
 				o.phases = append(o.phases, p)
 			}
 		default:
-			return nil, fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases, ","))
+			return nil, fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases(), ","))
 		}
 	}
 	return o, o.validate()
