@@ -5,7 +5,7 @@
 
 SHELL   := bash
 GO      ?= go
-MODULES := pkg services/ingest services/api adapters
+MODULES := pkg services/ingest services/api adapters deploy
 BIN     := bin
 # Integration tests reach these servers (scripts/services.sh starts them).
 export MYMONIT_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/

@@ -1,0 +1,3 @@
+module github.com/mymonit/mymonit/deploy
+
+go 1.26.8
