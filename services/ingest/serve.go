@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"runtime/debug"
 
 	"github.com/go-sql-driver/mysql"
@@ -69,6 +71,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	limit := memoryLimit(cfg.Ingest.MemoryLimitMiB, os.LookupEnv)
 	var log *zap.Logger
 	a := fx.New(appOptions(cfg, fx.Populate(&log))...)
 	if err := a.Err(); err != nil {
@@ -83,12 +86,27 @@ func serve(ctx context.Context) error {
 		}
 		return fmt.Errorf("start: %w", err)
 	}
-	log.Info("ingest started", zap.Any("config", config.Describe(cfg)))
+	log.Info("ingest started", zap.Any("config", config.Describe(cfg)), limit)
 	<-ctx.Done()
 	log.Info("shutting down: finishing in-flight batches")
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Ingest.ShutdownTimeout+a.StopTimeout())
 	defer cancel()
 	return a.Stop(stopCtx)
+}
+
+// memoryLimit sets the Go runtime's soft memory limit to mib MiB (none for
+// 0), unless the GOMEMLIMIT variable set one already, and returns the log
+// field that says which limit applies.
+func memoryLimit(mib int, lookupEnv func(string) (string, bool)) zap.Field {
+	if v, ok := lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return zap.String("runtime.memory_limit", "GOMEMLIMIT="+v)
+	}
+	if mib <= 0 {
+		debug.SetMemoryLimit(math.MaxInt64)
+		return zap.String("runtime.memory_limit", "none")
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	return zap.String("runtime.memory_limit", fmt.Sprintf("%d MiB", mib))
 }
 
 // version is the module version stamped by the Go toolchain.

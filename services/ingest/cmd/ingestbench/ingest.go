@@ -28,8 +28,9 @@ type ingestFigures struct {
 	cpu        time.Duration // CPU time of the ingest process, start to end; 0 if unknown
 	busy       float64       // fraction of the machine's CPUs busy while timed; -1 if unknown
 
-	// In-process runs only: how long the writer spent in UpsertMeasures,
-	// in how many calls, and the span from the first commit to the last.
+	// In-process runs only: how long the writers spent in UpsertMeasures
+	// (summed over the writers), in how many calls, and the span from the
+	// first commit to the last.
 	upsertCalls int
 	upsertTime  time.Duration
 	commitSpan  time.Duration
@@ -278,6 +279,8 @@ func startInProcess(ctx context.Context, set settings.Config, onCommit func([]me
 		Logger:    log,
 		Options: pipeline.Options{
 			BatchSize:     set.Ingest.BatchSize,
+			BatchMessages: set.Ingest.BatchMessages(),
+			Writers:       set.Ingest.Writers,
 			FlushInterval: set.Ingest.FlushInterval,
 			DrainTimeout:  set.Ingest.ShutdownTimeout,
 			DeadExchange:  set.AMQP.DeadExchange,

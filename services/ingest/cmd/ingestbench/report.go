@@ -142,7 +142,7 @@ func (f ingestFigures) note(measures int) string {
 		s += fmt.Sprintf(", ingest CPU %.2f s (%.1f µs/measure)", f.cpu.Seconds(), 1e6*f.cpu.Seconds()/float64(measures))
 	}
 	if f.upsertCalls > 0 && f.commitSpan > 0 {
-		s += fmt.Sprintf(", writer in UpsertMeasures %.0f%% of the time, %.2f ms per call",
+		s += fmt.Sprintf(", writers in UpsertMeasures %.0f%% of the time (summed over the writers), %.2f ms per call",
 			100*f.upsertTime.Seconds()/f.commitSpan.Seconds(), msf(f.upsertTime)/float64(f.upsertCalls))
 	}
 	return s

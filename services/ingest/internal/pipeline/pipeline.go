@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -38,9 +39,19 @@ type Options struct {
 	// BatchSize is the number of measures that closes a batch (one database
 	// transaction).
 	BatchSize int
+	// BatchMessages, when positive, also closes a batch that holds this many
+	// messages. A batch is acked only after its commit, so the broker's
+	// prefetch window must hold every batch in flight: Writers+1 batches of
+	// BatchMessages messages.
+	BatchMessages int
 	// FlushInterval closes a batch that is not full this long after its first
 	// message arrived.
 	FlushInterval time.Duration
+	// Writers is the number of batches committed concurrently. Acks stay in
+	// delivery order whatever order the commits finish in, and a batch
+	// holding a measure of an uncommitted earlier batch (same experiment,
+	// sensor and time) commits after it, so the later write still wins.
+	Writers int
 	// DrainTimeout bounds how long in-flight batches may take to commit
 	// after shutdown began.
 	DrainTimeout time.Duration
@@ -49,17 +60,27 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff between retries of a batch
 	// whose database or broker is unavailable.
 	RetryMin, RetryMax time.Duration
-	// OnCommit, when set, is called after every committed batch with its
-	// measures (benchmarks measure publish→commit latency with it).
+	// OnCommit, when set, is called after every committed and acked batch
+	// with its measures (benchmarks measure publish→commit latency with
+	// it). It must not keep the slice, which is reused.
 	OnCommit func(committed []measure.Measure)
 }
 
+// Defaults of Options.
+const (
+	DefaultBatchSize = 5000
+	DefaultWriters   = 2
+)
+
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+		o.BatchSize = DefaultBatchSize
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 25 * time.Millisecond
+	}
+	if o.Writers <= 0 {
+		o.Writers = DefaultWriters
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second
@@ -93,6 +114,7 @@ type Pipeline struct {
 	metrics *Metrics
 	opts    Options
 	cache   *resolver
+	seed    maphash.Seed
 
 	mu      sync.Mutex
 	healthy bool // false while the database or broker fails a batch
@@ -114,6 +136,7 @@ func New(p Params) *Pipeline {
 		metrics: p.Metrics,
 		opts:    p.Options,
 		cache:   newResolver(p.Store),
+		seed:    maphash.MakeSeed(),
 		healthy: true,
 	}
 }
@@ -132,7 +155,8 @@ func (p *Pipeline) setHealthy(v bool) {
 	p.mu.Unlock()
 }
 
-// item is one delivery and what decoding made of it.
+// item is one delivery and what decoding made of it. The delivery's body is
+// dropped once decoded: the measures and rejections hold what is needed.
 type item struct {
 	d        amqp.Delivery
 	measures []measure.Measure
@@ -155,16 +179,72 @@ const (
 	KindDatabaseRejected  = "database_rejected"
 )
 
+// batch is the unit of one transaction and one ack. Batches are reused
+// within a session (see freeList); the turn and fence are fresh for each.
 type batch struct {
 	items    []item
 	measures int
+	prev     *turn    // the predecessor's place in the ack order
+	turn     *turn    // this batch's
+	fence    *fence   // this batch's identities, for later batches
+	before   []*fence // earlier batches not yet written when this one closed
+
+	// Scratch reused by commit.
+	rows      []storage.Row
+	committed []measure.Measure
+	slugs     []string
+	keys      []storage.SeriesKey
+	seen      map[storage.SeriesKey]struct{}
+	seenSlugs map[string]struct{}
+}
+
+// reset empties b for reuse, dropping its references to deliveries and
+// measures so that they can be collected.
+func (b *batch) reset() {
+	clear(b.items)
+	b.items = b.items[:0]
+	b.measures = 0
+	b.prev, b.turn, b.fence = nil, nil, nil
+	clear(b.before)
+	b.before = b.before[:0]
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	clear(b.committed)
+	b.committed = b.committed[:0]
+	clear(b.slugs)
+	b.slugs = b.slugs[:0]
+	clear(b.keys)
+	b.keys = b.keys[:0]
+	clear(b.seen)
+	clear(b.seenSlugs)
+}
+
+// freeList keeps settled batches of a session for reuse, so that a batch's
+// slices are allocated once rather than grown again for every batch.
+type freeList chan *batch
+
+func (f freeList) get() *batch {
+	select {
+	case b := <-f:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
+func (f freeList) put(b *batch) {
+	b.reset()
+	select {
+	case f <- b:
+	default:
+	}
 }
 
 // Handle consumes one broker session's deliveries until the channel closes:
 // it decodes each delivery, groups deliveries into batches closed by size or
-// time, and hands them to a writer that commits, dead-letters and acks. It
-// returns when every batch it started has been acked (or abandoned after
-// DrainTimeout past shutdown; unacked deliveries are redelivered).
+// time, and hands them to Writers writers that commit, dead-letter and ack
+// them. It returns when every batch it started has been acked (or abandoned
+// after DrainTimeout past shutdown; unacked deliveries are redelivered).
 func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) {
 	// In-flight work outlives the shutdown signal by DrainTimeout at most.
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -175,26 +255,42 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 	})
 	defer stop()
 
-	batches := make(chan *batch, 1)
+	free := make(freeList, p.opts.Writers+2)
+	batches := make(chan *batch)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for b := range batches {
-			p.write(wctx, b)
-		}
-	}()
+	for range p.opts.Writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				p.write(wctx, b)
+				free.put(b)
+			}
+		}()
+	}
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	cur := &batch{}
+	prev := settledTurn()
+	var pending []*fence // fences of batches not known to be written
+	cur := free.get()
+	var messages, measures int // consumed, added to the counters per batch
 	seal := func() {
 		timer.Stop()
 		if len(cur.items) == 0 {
 			return
 		}
+		p.metrics.messages.Add(float64(messages))
+		p.metrics.measures.Add(float64(measures))
+		messages, measures = 0, 0
+		cur.prev, cur.turn = prev, &turn{done: make(chan struct{})}
+		prev = cur.turn
+		cur.fence = p.newFence(cur)
+		pending = written(pending)
+		cur.before = append(cur.before, pending...)
+		pending = append(pending, cur.fence)
 		batches <- cur
-		cur = &batch{}
+		cur = free.get()
 	}
 	for {
 		select {
@@ -205,13 +301,16 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 				wg.Wait()
 				return
 			}
-			it := p.decode(d)
 			if len(cur.items) == 0 {
 				timer.Reset(p.opts.FlushInterval)
 			}
-			cur.items = append(cur.items, it)
+			cur.items = append(cur.items, item{})
+			it := &cur.items[len(cur.items)-1]
+			n := p.decode(d, it)
+			messages++
+			measures += n
 			cur.measures += len(it.measures)
-			if cur.measures >= p.opts.BatchSize {
+			if cur.measures >= p.opts.BatchSize || len(cur.items) == p.opts.BatchMessages {
 				seal()
 			}
 		case <-timer.C:
@@ -220,26 +319,40 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 	}
 }
 
-func (p *Pipeline) decode(d amqp.Delivery) item {
-	p.metrics.messages.Inc()
-	it := item{d: d}
+// decode fills it from d and returns how many measures the message held,
+// valid or not.
+func (p *Pipeline) decode(d amqp.Delivery, it *item) int {
+	body := d.Body
+	d.Body = nil
+	it.d = d
 	if d.ContentType != "" && d.ContentType != measure.ContentType {
-		it.whole = &rejection{raw: d.Body, kind: KindMalformed,
+		it.whole = &rejection{raw: body, kind: KindMalformed,
 			reason: fmt.Sprintf("content type %q is not %s", d.ContentType, measure.ContentType)}
-		return it
+		return 0
 	}
-	dec, err := measure.Decode(d.Body)
+	dec, err := measure.Decode(body)
 	if err != nil {
-		it.whole = &rejection{raw: d.Body, reason: err.Error(), kind: KindMalformed}
-		return it
+		it.whole = &rejection{raw: body, reason: err.Error(), kind: KindMalformed}
+		return 0
 	}
 	it.measures = dec.Measures
+	if len(dec.Rejected) == 0 {
+		it.indexes = nil // every measure is at its own position
+		return len(dec.Measures)
+	}
 	it.indexes = acceptedIndexes(len(dec.Measures), dec.Rejected)
 	for _, r := range dec.Rejected {
 		it.rejected = append(it.rejected, rejection{raw: r.Raw, reason: r.Reason, kind: KindInvalid})
 	}
-	p.metrics.measures.Add(float64(len(dec.Measures) + len(dec.Rejected)))
-	return it
+	return len(dec.Measures) + len(dec.Rejected)
+}
+
+// index is the position in its message of the j-th accepted measure.
+func (it *item) index(j int) int {
+	if it.indexes == nil {
+		return j
+	}
+	return it.indexes[j]
 }
 
 // acceptedIndexes returns the message positions of the accepted measures:
@@ -258,30 +371,30 @@ func acceptedIndexes(n int, rejected []measure.Rejection) []int {
 	return out
 }
 
-// write commits a batch, publishes its dead letters, then acks its
-// deliveries. It retries what fails for want of the database or broker until
-// ctx is done; then it returns without acking, and the broker redelivers.
+// write commits a batch (after any earlier batch holding one of its
+// measures), publishes its dead letters, then, once its predecessor
+// settled, acks its deliveries. It retries what fails for want of the
+// database or broker until ctx is done; then it gives up without acking,
+// and the broker redelivers.
 func (p *Pipeline) write(ctx context.Context, b *batch) {
 	start := time.Now()
-	committed, err := p.commit(ctx, b)
-	if err != nil {
+	committed, err := p.commitInOrder(ctx, b)
+	switch {
+	case err != nil:
 		p.log.Warn("batch abandoned; its deliveries will be redelivered", zap.Error(err),
 			zap.Int("messages", len(b.items)))
-		return
+	default:
+		p.metrics.batchSize.Observe(float64(committed))
+		p.metrics.committed.Add(float64(committed))
+		if err = p.deadLetter(ctx, b); err != nil {
+			p.log.Warn("dead letters not confirmed; the deliveries will be redelivered", zap.Error(err))
+		}
+		p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	}
-	p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-	p.metrics.batchSize.Observe(float64(len(committed)))
-	p.metrics.committed.Add(float64(len(committed)))
-
-	if err := p.deadLetter(ctx, b); err != nil {
-		p.log.Warn("dead letters not confirmed; the deliveries will be redelivered", zap.Error(err))
-		return
-	}
-	last := b.items[len(b.items)-1].d
-	if err := last.Ack(true); err != nil {
-		// The session is gone: the broker redelivers these messages, and
-		// writing them again changes nothing.
-		p.log.Info("ack after commit failed; broker will redeliver", zap.Error(err))
+	<-b.prev.done
+	acked := err == nil && p.ack(b)
+	b.turn.settle(acked && b.prev.clean)
+	if !acked {
 		return
 	}
 	now := time.Now()
@@ -291,8 +404,47 @@ func (p *Pipeline) write(ctx context.Context, b *batch) {
 		}
 	}
 	if p.opts.OnCommit != nil {
-		p.opts.OnCommit(committed)
+		p.opts.OnCommit(b.committed)
 	}
+}
+
+// ack acks the deliveries of b, whose predecessor has settled, and reports
+// whether the broker took the acks. When every earlier delivery of the
+// session was acked, one ack(multiple) of the last delivery covers the
+// batch. Otherwise an earlier batch was abandoned: its deliveries must stay
+// unacked (the broker redelivers them), and an ack(multiple) would cover
+// them, so each delivery is acked alone.
+func (p *Pipeline) ack(b *batch) bool {
+	var err error
+	if b.prev.clean {
+		err = b.items[len(b.items)-1].d.Ack(true)
+	} else {
+		for i := range b.items {
+			if err = b.items[i].d.Ack(false); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		// The session is gone: the broker redelivers these messages, and
+		// writing them again changes nothing.
+		p.log.Info("ack after commit failed; broker will redeliver", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// commitInOrder commits b once every earlier uncommitted batch sharing a
+// measure identity with it has been written, so that concurrent writers keep
+// the last write of an identity the last one stored.
+func (p *Pipeline) commitInOrder(ctx context.Context, b *batch) (int, error) {
+	defer close(b.fence.written)
+	for _, f := range b.before {
+		if f.overlaps(b.fence) {
+			<-f.written
+		}
+	}
+	return p.commit(ctx, b)
 }
 
 // retry runs op until it succeeds, fails with an error that retrying will not
@@ -335,74 +487,72 @@ func classify(err error) error {
 }
 
 // commit resolves experiments and series, rejects measures of unregistered
-// experiments, and upserts the rest. It returns the committed measures.
-func (p *Pipeline) commit(ctx context.Context, b *batch) ([]measure.Measure, error) {
-	slugs := make([]string, 0, 4)
-	seen := make(map[string]bool)
+// experiments, and upserts the rest. It returns how many measures it
+// committed; with OnCommit, b.committed holds them.
+func (p *Pipeline) commit(ctx context.Context, b *batch) (int, error) {
+	if b.seen == nil {
+		b.seen = make(map[storage.SeriesKey]struct{})
+		b.seenSlugs = make(map[string]struct{})
+	}
+	slugs := b.slugs[:0]
 	for i := range b.items {
 		for _, m := range b.items[i].measures {
-			if !seen[m.Experiment] {
-				seen[m.Experiment] = true
+			if _, ok := b.seenSlugs[m.Experiment]; !ok {
+				b.seenSlugs[m.Experiment] = struct{}{}
 				slugs = append(slugs, m.Experiment)
 			}
 		}
 	}
+	b.slugs = slugs
 	if len(slugs) == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	var exps map[string]int64
 	if err := p.retry(ctx, "resolve experiments", func() (err error) {
 		exps, err = p.cache.experiments(ctx, slugs)
 		return classify(err)
 	}); err != nil {
-		return nil, err
+		return 0, err
 	}
 
-	// Split off the measures of unregistered experiments.
-	var keys []storage.SeriesKey
-	keySeen := make(map[storage.SeriesKey]bool)
+	// Split off the measures of unregistered experiments, and list the
+	// series of the others.
+	keys := b.keys[:0]
 	for i := range b.items {
 		it := &b.items[i]
-		kept, idx := it.measures[:0], it.indexes[:0]
-		for j, m := range it.measures {
-			id, ok := exps[m.Experiment]
-			if !ok {
-				raw, err := measure.EncodeOne(m)
-				if err != nil {
-					raw = nil
-				}
-				it.rejected = append(it.rejected, rejection{raw: raw, kind: KindUnknownExperiment,
-					reason: fmt.Sprintf("measure %d: experiment %q is not registered", it.indexes[j], m.Experiment)})
-				continue
-			}
-			kept, idx = append(kept, m), append(idx, it.indexes[j])
-			k := storage.SeriesKey{ExperimentID: id, Sensor: m.Sensor}
-			if !keySeen[k] {
-				keySeen[k] = true
+		if len(exps) < len(slugs) {
+			p.rejectUnknown(it, exps)
+		}
+		for _, m := range it.measures {
+			k := storage.SeriesKey{ExperimentID: exps[m.Experiment], Sensor: m.Sensor}
+			if _, ok := b.seen[k]; !ok {
+				b.seen[k] = struct{}{}
 				keys = append(keys, k)
 			}
 		}
-		it.measures, it.indexes = kept, idx
 	}
+	b.keys = keys
 	if len(keys) == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	var series map[storage.SeriesKey]int64
 	if err := p.retry(ctx, "resolve series", func() (err error) {
 		series, err = p.cache.series(ctx, keys)
 		return classify(err)
 	}); err != nil {
-		return nil, err
+		return 0, err
 	}
 
-	rows := make([]storage.Row, 0, b.measures)
-	committed := make([]measure.Measure, 0, b.measures)
+	rows := b.rows[:0]
 	for i := range b.items {
 		for _, m := range b.items[i].measures {
 			rows = append(rows, toRow(series[storage.SeriesKey{ExperimentID: exps[m.Experiment], Sensor: m.Sensor}], m))
-			committed = append(committed, m)
+		}
+		if p.opts.OnCommit != nil {
+			b.committed = append(b.committed, b.items[i].measures...)
 		}
 	}
+	b.rows = rows
 	err := p.retry(ctx, "commit", func() error { return classify(p.store.UpsertMeasures(ctx, rows)) })
 	var perm permanentError
 	if errors.As(err, &perm) {
@@ -412,18 +562,38 @@ func (p *Pipeline) commit(ctx context.Context, b *batch) ([]measure.Measure, err
 		return p.isolate(ctx, b, exps, series)
 	}
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	return committed, nil
+	return len(rows), nil
+}
+
+// rejectUnknown moves the measures of experiments missing from exps to the
+// item's rejections.
+func (p *Pipeline) rejectUnknown(it *item, exps map[string]int64) {
+	kept, idx := it.measures[:0], make([]int, 0, len(it.measures))
+	for j, m := range it.measures {
+		if _, ok := exps[m.Experiment]; ok {
+			kept, idx = append(kept, m), append(idx, it.index(j))
+			continue
+		}
+		raw, err := measure.EncodeOne(m)
+		if err != nil {
+			raw = nil
+		}
+		it.rejected = append(it.rejected, rejection{raw: raw, kind: KindUnknownExperiment,
+			reason: fmt.Sprintf("measure %d: experiment %q is not registered", it.index(j), m.Experiment)})
+	}
+	it.measures, it.indexes = kept, idx
 }
 
 // isolate commits measure by measure what a whole batch could not, and
 // dead-letters the measures the database refuses.
-func (p *Pipeline) isolate(ctx context.Context, b *batch, exps map[string]int64, series map[storage.SeriesKey]int64) ([]measure.Measure, error) {
-	var committed []measure.Measure
+func (p *Pipeline) isolate(ctx context.Context, b *batch, exps map[string]int64, series map[storage.SeriesKey]int64) (int, error) {
+	b.committed = b.committed[:0]
+	committed := 0
 	for i := range b.items {
 		it := &b.items[i]
-		kept, idx := it.measures[:0], it.indexes[:0]
+		kept, idx := it.measures[:0], make([]int, 0, len(it.measures))
 		for j, m := range it.measures {
 			row := toRow(series[storage.SeriesKey{ExperimentID: exps[m.Experiment], Sensor: m.Sensor}], m)
 			err := p.retry(ctx, "commit", func() error { return classify(p.store.UpsertMeasures(ctx, []storage.Row{row})) })
@@ -432,12 +602,15 @@ func (p *Pipeline) isolate(ctx context.Context, b *batch, exps map[string]int64,
 			case errors.As(err, &perm):
 				raw, _ := measure.EncodeOne(m)
 				it.rejected = append(it.rejected, rejection{raw: raw, kind: KindDatabaseRejected,
-					reason: fmt.Sprintf("measure %d: refused by the database: %v", it.indexes[j], perm.err)})
+					reason: fmt.Sprintf("measure %d: refused by the database: %v", it.index(j), perm.err)})
 			case err != nil:
-				return nil, err
+				return 0, err
 			default:
-				kept, idx = append(kept, m), append(idx, it.indexes[j])
-				committed = append(committed, m)
+				kept, idx = append(kept, m), append(idx, it.index(j))
+				committed++
+				if p.opts.OnCommit != nil {
+					b.committed = append(b.committed, m)
+				}
 			}
 		}
 		it.measures, it.indexes = kept, idx

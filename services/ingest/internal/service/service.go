@@ -62,6 +62,8 @@ func New(p Params) (*Service, error) {
 		Metrics:   metrics,
 		Options: pipeline.Options{
 			BatchSize:     p.Settings.BatchSize,
+			BatchMessages: p.Settings.BatchMessages(),
+			Writers:       p.Settings.Writers,
 			FlushInterval: p.Settings.FlushInterval,
 			DrainTimeout:  p.Settings.ShutdownTimeout,
 			DeadExchange:  p.DeadExchange,
