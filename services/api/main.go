@@ -27,9 +27,11 @@ import (
 	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/health"
 	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/services/api/internal/auth"
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
+	"github.com/mymonit/mymonit/services/api/internal/live"
 )
 
 // Config is everything the api reads from the environment.
@@ -38,6 +40,10 @@ type Config struct {
 	MySQL    storage.Config
 	Auth     auth.Config
 	HTTPAddr string `env:"MYMONIT_API_HTTP_ADDR" default:":8080" help:"listen address of the API"`
+	// AMQP is where live streams copy measures from (URL and exchange).
+	AMQP        queue.Config
+	LiveRecheck time.Duration `env:"MYMONIT_API_LIVE_RECHECK" default:"5s" min:"100ms" help:"how often an open live stream re-checks that its caller may still read the experiment (admin changes on the same replica end it at once)"`
+	LiveBuffer  int           `env:"MYMONIT_API_LIVE_BUFFER" default:"64" min:"1" max:"65536" help:"messages a live stream holds for a slow client before it drops (and tells the client)"`
 }
 
 func main() {
@@ -101,11 +107,28 @@ func serve(ctx context.Context) error {
 	store := storage.NewStore(storage.StoreParams{DB: db, Logger: log.Named("storage")})
 	defer store.Close()
 
+	// Live streams: a tap on the measures exchange, fanned out by a hub. The
+	// API serves without the broker; only live streams answer 503 then.
+	tap := queue.NewTap(queue.TapParams{Config: cfg.AMQP, Logger: log.Named("live")})
+	hub, err := live.NewHub(live.Params{Source: tap, Logger: log.Named("live"), Buffer: cfg.LiveBuffer, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	tapCtx, stopTap := context.WithCancel(context.WithoutCancel(ctx))
+	tapDone := make(chan error, 1)
+	go func() { tapDone <- tap.Run(tapCtx, hub.Deliver) }()
+	defer func() {
+		stopTap()
+		if err := <-tapDone; err != nil {
+			log.Error("live tap stopped", zap.Error(err))
+		}
+	}()
+
 	ops := health.New(health.Options{Gatherer: reg, Logger: log})
 	ops.AddCheck("database", func(ctx context.Context) error { return storage.Check(ctx, db) })
 	srv, err := httpapi.New(httpapi.Params{
 		Store: store, Verifier: verifier, Accounts: accounts, Logger: log.Named("api"),
-		Fallback: ops.Handler(), Addr: cfg.HTTPAddr,
+		Fallback: ops.Handler(), Addr: cfg.HTTPAddr, Live: hub, LiveRecheck: cfg.LiveRecheck,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,6 +42,12 @@ type Params struct {
 	Fallback http.Handler
 	// Addr is the listen address of Start (e.g. ":8080").
 	Addr string
+	// Live feeds GET /v1/experiments/{id}/measures/live; nil answers 503
+	// there.
+	Live LiveFeed
+	// LiveRecheck is how often an open live stream re-checks that its
+	// caller may still read the experiment; 0 means DefaultLiveRecheck.
+	LiveRecheck time.Duration
 }
 
 // Server is the REST API.
@@ -52,6 +59,12 @@ type Server struct {
 	spec     []byte       // the OpenAPI document as JSON
 	handler  http.Handler // the whole API, with the fallback
 	routes   []route
+
+	live        LiveFeed
+	liveRecheck time.Duration
+	liveAccess  *broadcast    // notified on admin changes
+	shutdown    chan struct{} // closed when Stop begins, ending live streams
+	stopOnce    sync.Once
 
 	addr string
 	srv  *http.Server
@@ -76,6 +89,14 @@ func New(p Params) (*Server, error) {
 		log:      p.Logger,
 		spec:     spec,
 		addr:     p.Addr,
+
+		live:        p.Live,
+		liveRecheck: p.LiveRecheck,
+		liveAccess:  newBroadcast(),
+		shutdown:    make(chan struct{}),
+	}
+	if s.liveRecheck <= 0 {
+		s.liveRecheck = DefaultLiveRecheck
 	}
 	s.routes = s.routeTable()
 	mux := http.NewServeMux()
@@ -109,6 +130,8 @@ func (s *Server) Start() error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
+	// Shutdown waits for handlers; live streams end when it begins.
+	s.srv.RegisterOnShutdown(s.EndStreams)
 	s.done = make(chan error, 1)
 	go func() {
 		err := s.srv.Serve(ln)
@@ -128,6 +151,11 @@ func (s *Server) Addr() string {
 	}
 	return s.ln.Addr().String()
 }
+
+// EndStreams ends every open live stream, with an event telling the client
+// to reconnect; Stop calls it first, since http.Server.Shutdown waits for
+// handlers. A server run by other means calls it before shutting down.
+func (s *Server) EndStreams() { s.stopOnce.Do(func() { close(s.shutdown) }) }
 
 // Stop shuts the server down gracefully and waits for it.
 func (s *Server) Stop(ctx context.Context) error {
