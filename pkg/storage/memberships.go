@@ -135,26 +135,51 @@ func (s *Store) AddMembership(ctx context.Context, experimentID, userID int64) e
 		if err != nil {
 			return fmt.Errorf("add membership: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM membership_revocations WHERE experiment_id = ? AND user_id = ?", experimentID, userID); err != nil {
+			return fmt.Errorf("add membership: clear revocation: %w", err)
+		}
 		return nil
 	})
 }
 
-// RemoveMembership removes the user from the experiment. Removing a
-// membership that does not exist is not an error when both exist; an
-// unknown experiment or user is ErrNotFound.
+// RemoveMembership removes the user from the experiment and records the
+// revocation (see WasRevoked). Removing a membership that does not exist is
+// not an error when both exist; an unknown experiment or user is
+// ErrNotFound.
 func (s *Store) RemoveMembership(ctx context.Context, experimentID, userID int64) error {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM memberships WHERE experiment_id = ? AND user_id = ?", experimentID, userID)
+	return s.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM memberships WHERE experiment_id = ? AND user_id = ?", experimentID, userID)
+		if err != nil {
+			return fmt.Errorf("remove membership: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("remove membership: %w", err)
+		}
+		if n == 0 {
+			return s.checkPair(ctx, tx, experimentID, userID)
+		}
+		_, err = tx.ExecContext(ctx,
+			"INSERT INTO membership_revocations (experiment_id, user_id, revoked_at) VALUES (?, ?, ?) "+
+				"ON DUPLICATE KEY UPDATE revoked_at = VALUES(revoked_at)",
+			experimentID, userID, s.timestamp())
+		if err != nil {
+			return fmt.Errorf("remove membership: record revocation: %w", err)
+		}
+		return nil
+	})
+}
+
+// WasRevoked reports whether the user's membership of the experiment was
+// removed and not given back since.
+func (s *Store) WasRevoked(ctx context.Context, experimentID, userID int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		"SELECT COUNT(*) FROM membership_revocations WHERE experiment_id = ? AND user_id = ?", experimentID, userID).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("remove membership: %w", err)
+		return false, fmt.Errorf("was revoked: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("remove membership: %w", err)
-	}
-	if n == 0 {
-		return s.checkPair(ctx, s.db, experimentID, userID)
-	}
-	return nil
+	return n > 0, nil
 }
 
 // IsMember reports whether the user is a member of the experiment.

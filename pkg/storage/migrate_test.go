@@ -100,7 +100,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 	if diff := cmp.Diff(versions(known), versions(applied)); diff != "" {
 		t.Errorf("applied migrations (-want +got):\n%s", diff)
 	}
-	want := []string{"experiments", "measures", "memberships", "schema_migrations", "series", "users"}
+	want := []string{"experiments", "measures", "memberships", "membership_revocations", "schema_migrations", "series", "users"}
 	if diff := cmp.Diff(want, tables(t, db)); diff != "" {
 		t.Errorf("tables (-want +got):\n%s", diff)
 	}

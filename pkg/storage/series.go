@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"go.uber.org/zap"
 )
 
 // MaxSensorBytes is the longest sensor name the schema holds.
@@ -50,21 +52,29 @@ func (s *Store) EnsureSeries(ctx context.Context, keys []SeriesKey) (map[SeriesK
 		return out, nil
 	}
 	slices.SortFunc(missing, compareSeriesKeys)
-	for chunk := range slices.Chunk(missing, lookupChunk) {
-		if err := s.insertSeries(ctx, chunk); err != nil {
+	// Insert, then read the ids back. A key still absent after its insert
+	// committed was seen under heavy concurrency (once, with eight racing
+	// callers under the race detector): insert what is still missing again,
+	// a bounded number of times, before giving up.
+	for round := 1; ; round++ {
+		for chunk := range slices.Chunk(missing, lookupChunk) {
+			if err := s.insertSeries(ctx, chunk); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.lookupSeries(ctx, missing, out); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.lookupSeries(ctx, missing, out); err != nil {
-		return nil, err
-	}
-	for _, k := range missing {
-		if _, ok := out[k]; !ok {
-			// Cannot happen unless a series is deleted concurrently.
-			return nil, fmt.Errorf("ensure series (%d, %q): inserted but not found", k.ExperimentID, k.Sensor)
+		missing = slices.DeleteFunc(missing, func(k SeriesKey) bool { _, ok := out[k]; return ok })
+		if len(missing) == 0 {
+			return out, nil
 		}
+		if round == 3 {
+			k := missing[0]
+			return nil, fmt.Errorf("ensure series (%d, %q) and %d more: inserted but not found", k.ExperimentID, k.Sensor, len(missing)-1)
+		}
+		s.log.Warn("series inserted but not found; inserting again", zap.Int("count", len(missing)), zap.Int("round", round))
 	}
-	return out, nil
 }
 
 func validateSeriesKey(k SeriesKey) error {

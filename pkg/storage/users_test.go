@@ -239,6 +239,48 @@ func TestMemberships(t *testing.T) {
 	}
 }
 
+func TestMembershipRevocations(t *testing.T) {
+	s, _ := newStore(t, storage.StoreParams{})
+	ctx := testCtx(t)
+	a, b := createExperiment(t, s, "rev-a"), createExperiment(t, s, "rev-b")
+	u := createUser(t, s, "r1", storage.RoleScientist)
+	revoked := func(exp int64) bool {
+		t.Helper()
+		got, err := s.WasRevoked(ctx, exp, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	steps := []struct {
+		name         string
+		do           func() error
+		wantA, wantB bool
+	}{
+		{"never a member", func() error { return nil }, false, false},
+		{"removing a non-member records nothing", func() error { return s.RemoveMembership(ctx, a.ID, u.ID) }, false, false},
+		{"added", func() error { return s.AddMembership(ctx, a.ID, u.ID) }, false, false},
+		{"removed", func() error { return s.RemoveMembership(ctx, a.ID, u.ID) }, true, false},
+		{"removed again", func() error { return s.RemoveMembership(ctx, a.ID, u.ID) }, true, false},
+		{"added back", func() error { return s.AddMembership(ctx, a.ID, u.ID) }, false, false},
+		{"removed once more", func() error { return s.RemoveMembership(ctx, a.ID, u.ID) }, true, false},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if gotA, gotB := revoked(a.ID), revoked(b.ID); gotA != st.wantA || gotB != st.wantB {
+			t.Errorf("%s: WasRevoked = %v, %v; want %v, %v", st.name, gotA, gotB, st.wantA, st.wantB)
+		}
+	}
+	if err := s.DeleteExperiment(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if revoked(a.ID) {
+		t.Error("a revocation outlived its experiment")
+	}
+}
+
 func TestUpdateAndDeleteExperiment(t *testing.T) {
 	s, db := newStore(t, storage.StoreParams{})
 	ctx := testCtx(t)
