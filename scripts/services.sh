@@ -4,6 +4,8 @@
 #
 #   MariaDB   127.0.0.1:3306  (root, empty password, as the tests expect)
 #   RabbitMQ  127.0.0.1:5672  (guest/guest)
+#   nginx     installed only: the nginx tests (deploy/nginxcheck) run their
+#             own instances on loopback high ports, nothing is started here
 #
 # Missing servers are installed with apt-get (as root); stopped ones are
 # started. Servers that are already reachable are reused untouched, so the
@@ -89,14 +91,22 @@ ensure_rabbitmq() {
 	log "RabbitMQ ready on 127.0.0.1:5672"
 }
 
+ensure_nginx() {
+	if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+		apt_install nginx
+	fi
+	log "nginx installed ($(/usr/sbin/nginx -v 2>&1 || nginx -v 2>&1)); not started"
+}
+
 main() {
 	local want=("$@")
-	[ ${#want[@]} -gt 0 ] || want=(mariadb rabbitmq)
+	[ ${#want[@]} -gt 0 ] || want=(mariadb rabbitmq nginx)
 	for s in "${want[@]}"; do
 		case $s in
 		mariadb | mysql) ensure_mariadb ;;
 		rabbitmq) ensure_rabbitmq ;;
-		*) die "unknown service $s (known: mariadb rabbitmq)" ;;
+		nginx) ensure_nginx ;;
+		*) die "unknown service $s (known: mariadb rabbitmq nginx)" ;;
 		esac
 	done
 }
