@@ -1,0 +1,19 @@
+package lineproto
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/adapters/sink"
+)
+
+// Module provides the *Server from Settings, the *sink.Sink and a
+// *zap.Logger; it listens in OnStart and, in OnStop, stops accepting and
+// waits for the requests in progress before the sink closes.
+var Module = fx.Module("lineproto",
+	fx.Provide(func(lc fx.Lifecycle, set Settings, s *sink.Sink, log *zap.Logger) *Server {
+		srv := NewServer(set, s, log.Named("lineproto"))
+		lc.Append(fx.Hook{OnStart: srv.Start, OnStop: srv.Stop})
+		return srv
+	}),
+)
