@@ -13,7 +13,7 @@ export MYMONIT_TEST_AMQP_URL  ?= amqp://guest:guest@127.0.0.1:5672/
 # The crash tests may restart the local RabbitMQ and MariaDB.
 export MYMONIT_TEST_RESTART_SERVERS ?= 1
 
-.PHONY: all build vet fmt-check test test-short bench run services firebase migrate fuzz clean tidy
+.PHONY: all build vet fmt-check test test-short bench run services firebase helm migrate fuzz clean tidy
 
 all: build
 
@@ -31,6 +31,14 @@ services:
 firebase:
 	bash scripts/firebase-emulator.sh ensure
 
+# The chart checks (deploy/helmcheck) run the pinned helm, built with go
+# install into .tools/ once (about 3.5 minutes cold, then nothing to do).
+HELM_VERSION := v3.21.4
+HELM         := $(CURDIR)/.tools/helm-$(HELM_VERSION)/helm
+helm: $(HELM)
+$(HELM):
+	GOBIN=$(dir $(HELM)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -39,7 +47,8 @@ vet:
 
 # The full suite: formatting, vet, unit and integration tests (race detector
 # on), fuzz seed corpora, the end-to-end and crash tests of ingest.
-test: services firebase fmt-check vet build
+test: export MYMONIT_HELM := $(HELM)
+test: services firebase helm fmt-check vet build
 	@set -e; for m in $(MODULES); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 -p 1 -timeout 15m ./...); done
 
 # Everything but the slow crash/restart tests.
@@ -48,6 +57,7 @@ test-short: fmt-check vet
 
 bench: services build
 	cd services/ingest && $(GO) run ./cmd/ingestbench
+	cd adapters && $(GO) run ./cmd/adapterbench
 	cd pkg && $(GO) test -run '^$$' -bench . ./logging/ ./measure/ ./storage/ ./queue/
 
 migrate: services build
