@@ -34,6 +34,9 @@ import (
 	"github.com/mymonit/mymonit/services/api/internal/live"
 )
 
+// version is stamped by the image build (-ldflags "-X main.version=...").
+var version = "dev"
+
 // Config is everything the api reads from the environment.
 type Config struct {
 	Log      logging.Config
@@ -73,7 +76,7 @@ func serve(ctx context.Context) error {
 	if err := config.Load(&cfg); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logs, err := logging.New(cfg.Log.Options("api", "dev"))
+	logs, err := logging.New(cfg.Log.Options("api", version))
 	if err != nil {
 		return err
 	}

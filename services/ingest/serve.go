@@ -27,7 +27,7 @@ import (
 func appOptions(cfg settings.Config, extra ...fx.Option) []fx.Option {
 	opts := []fx.Option{
 		fx.Supply(
-			cfg.Log.Options("ingest", version()),
+			cfg.Log.Options("ingest", buildVersion()),
 			cfg.MySQL,
 			cfg.AMQP,
 			cfg.Ingest,
@@ -109,8 +109,15 @@ func memoryLimit(mib int, lookupEnv func(string) (string, bool)) zap.Field {
 	return zap.String("runtime.memory_limit", fmt.Sprintf("%d MiB", mib))
 }
 
-// version is the module version stamped by the Go toolchain.
-func version() string {
+// version is stamped by the image build (-ldflags "-X main.version=...").
+var version string
+
+// buildVersion is the stamped version, else the module version recorded by
+// the Go toolchain, else "dev".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}

@@ -9,6 +9,9 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/pkg/logging"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 )
@@ -22,6 +25,7 @@ const maxReasons = 20
 // message were committed before; they are not in the dead letter.
 func (p *Pipeline) deadLetter(ctx context.Context, b *batch) error {
 	var msgs []queue.Message
+	var logs [][]zap.Field // one line per dead letter, once confirmed
 	for i := range b.items {
 		it := &b.items[i]
 		var body []byte
@@ -44,14 +48,33 @@ func (p *Pipeline) deadLetter(ctx context.Context, b *batch) error {
 			continue
 		}
 		msgs = append(msgs, deadMessage(p.opts.DeadExchange, it.d, body, reasons))
+		main := ""
 		for k, n := range kinds {
 			p.metrics.deadLettered.WithLabelValues(k).Add(float64(n))
+			if main == "" || n > kinds[main] || (n == kinds[main] && k < main) {
+				main = k
+			}
 		}
+		logs = append(logs, []zap.Field{
+			logging.Event("", "measure.dead_letter", logging.OutcomeFailure),
+			zap.String("event.reason", Reason(reasons)),
+			zap.String("mymonit.dead_letter.kind", main),
+			zap.String("mymonit.experiment", strings.TrimPrefix(it.d.RoutingKey, queue.RoutingKeyPrefix)),
+			zap.String("mymonit.dead_letter.routing_key", it.d.RoutingKey),
+			zap.String("mymonit.dead_letter.message_id", it.d.MessageId),
+			zap.Int("mymonit.dead_letter.items", len(reasons)),
+		})
 	}
 	if len(msgs) == 0 {
 		return nil
 	}
-	return p.retry(ctx, "dead-letter", func() error { return p.pub.Publish(ctx, msgs...) })
+	if err := p.retry(ctx, "dead-letter", func() error { return p.pub.Publish(ctx, msgs...) }); err != nil {
+		return err
+	}
+	for _, f := range logs {
+		p.log.Warn("dead letter", f...)
+	}
+	return nil
 }
 
 // Reason summarises reasons for the reason header: all of them up to

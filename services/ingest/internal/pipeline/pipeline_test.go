@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
@@ -235,7 +237,10 @@ func TestPoisonIsDeadLetteredAndSiblingsKept(t *testing.T) {
 		{"experiment":"atlas","sensor":"a","time":"2026-11-23T10:00:01Z","value":"NaN"},
 		{"experiment":"nope","sensor":"a","time":"2026-11-23T10:00:02Z","value":3},
 		{"experiment":"atlas","sensor":"a","time":"2026-11-23T10:00:03Z","value":4}]}`)
-	run(t, newPipeline(s, pub, 100), ack,
+	core, logs := observer.New(zap.InfoLevel)
+	p := pipeline.New(pipeline.Params{Store: s, Publisher: pub, Logger: zap.New(core), Options: pipeline.Options{
+		BatchSize: 100, FlushInterval: 5 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond}})
+	run(t, p, ack,
 		[]byte(`not json`),
 		mixed,
 		[]byte(`{"measures":[]}`),
@@ -265,6 +270,20 @@ func TestPoisonIsDeadLetteredAndSiblingsKept(t *testing.T) {
 	}
 	if pub.msgs[0].Headers[queue.HeaderOriginalMessageID] != "m1" || string(pub.msgs[0].Body) != "not json" {
 		t.Errorf("garbage dead letter = %+v", pub.msgs[0])
+	}
+	// One log line per dead letter, for the audit dashboard.
+	var lines []string
+	for _, e := range logs.FilterMessage("dead letter").All() {
+		f := e.ContextMap()
+		lines = append(lines, fmt.Sprintf("%v %v %v %v", f["event.action"], f["mymonit.dead_letter.kind"], f["mymonit.dead_letter.items"], f["mymonit.dead_letter.message_id"]))
+	}
+	want := []string{
+		"measure.dead_letter malformed_message 1 m1",
+		"measure.dead_letter invalid_measure 2 m2", // tie between invalid and unknown: by name
+		"measure.dead_letter malformed_message 1 m3",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("dead letter log lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
 
