@@ -66,8 +66,16 @@ migrate: services build
 run: services build
 	bash scripts/run.sh
 
+# Each target fuzzes for FUZZTIME; `make test` runs their seed corpora.
+FUZZTIME ?= 60s
 fuzz:
-	cd pkg && $(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./measure/
+	cd pkg && $(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./measure/
+	cd pkg && $(GO) test -run '^$$' -fuzz FuzzScrub -fuzztime $(FUZZTIME) ./logging/
+	cd adapters && $(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./lineproto/
+	cd adapters && $(GO) test -run '^$$' -fuzz FuzzSources -fuzztime $(FUZZTIME) ./backfill/
+	cd adapters && $(GO) test -run '^$$' -fuzz FuzzMapText -fuzztime $(FUZZTIME) ./promscrape/
+	cd adapters && $(GO) test -run '^$$' -fuzz FuzzMapOpenMetrics -fuzztime $(FUZZTIME) ./promscrape/
+	cd services/api && $(GO) test -run '^$$' -fuzz FuzzParsing -fuzztime $(FUZZTIME) ./internal/httpapi/
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done

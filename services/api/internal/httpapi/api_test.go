@@ -116,7 +116,7 @@ func TestFullFlow(t *testing.T) {
 
 	wantStatus(t, "remove member", e.do("DELETE", path, admin.token, nil), http.StatusNoContent)
 	wantStatus(t, "remove member again", e.do("DELETE", path, admin.token, nil), http.StatusNoContent)
-	wantStatus(t, "get after removal", e.do("GET", "/v1/experiments/radium-1898", sciFB.token, nil), http.StatusNotFound)
+	wantStatus(t, "get after removal (revoked: 403)", e.do("GET", "/v1/experiments/radium-1898", sciFB.token, nil), http.StatusForbidden)
 	if diff := cmp.Diff([]string{}, slugs(t, e.do("GET", "/v1/experiments", sciFB.token, nil))); diff != "" {
 		t.Errorf("experiments after removal (-want +got):\n%s", diff)
 	}

@@ -40,7 +40,9 @@
 // # Audit
 //
 // Every admin change (create, update, erase, delete, membership add and
-// remove), successful or not, is logged as an ECS audit event
+// remove) and every data read (measures.read, sensors.read, and live
+// streams: measures.live.open when one starts, measures.live when it
+// ends), successful or not, is logged as an ECS audit event
 // (logging.Audit): event.action, event.outcome, user.id of the actor,
 // the target (mymonit.target.user_id, mymonit.experiment), and
 // http.request.id. No names, e-mail addresses or tokens are logged.

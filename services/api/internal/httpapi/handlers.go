@@ -231,8 +231,9 @@ func experimentNotFound(slug string) error {
 }
 
 // experiment returns the experiment of {id} if the caller may see it:
-// admins and auditors see all, scientists only those they are members of;
-// anything else is the same 404 as an unknown experiment.
+// admins and auditors see all, scientists only those they are members of.
+// A scientist whose membership was revoked gets 403; anything else is the
+// same 404 as an unknown experiment.
 func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
 	slug, err := pathSlug(r)
 	if err != nil {
@@ -252,10 +253,25 @@ func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
 			return storage.Experiment{}, err
 		}
 		if !ok {
-			return storage.Experiment{}, experimentNotFound(slug)
+			return storage.Experiment{}, s.notMember(r, e)
 		}
 	}
 	return e, nil
+}
+
+// notMember is the answer to a scientist that is not a member of e: 403
+// when its membership was revoked (it knew the experiment already, so
+// saying so reveals nothing, and it learns what happened), else the 404 of
+// an unknown experiment.
+func (s *Server) notMember(r *http.Request, e storage.Experiment) error {
+	revoked, err := s.store.WasRevoked(r.Context(), e.ID, caller(r).ID)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return forbidden(fmt.Sprintf("your membership of experiment %q was revoked; ask an administrator", e.Slug))
+	}
+	return experimentNotFound(e.Slug)
 }
 
 func (s *Server) createExperiment(w http.ResponseWriter, r *http.Request) error {

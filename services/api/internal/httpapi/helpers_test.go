@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,10 +36,15 @@ type env struct {
 	emu    *authtest.Emulator
 	store  *storage.Store
 	srv    *httptest.Server
+	api    *httpapi.Server
 	router routers.Router
 	logs   *testenv.Buffer
 	// accounts is the Admin SDK client of the emulator.
 	accounts *fbauth.Client
+	// db and dsn reach the test database directly (measures fixtures, and
+	// the ingest service of the full-flow test).
+	db  *sql.DB
+	dsn string
 
 	mu      sync.Mutex
 	secrets []string // what must never appear in the logs
@@ -53,10 +59,11 @@ func testCtx(t testing.TB) context.Context {
 
 // newEnv starts everything. The logger is NOT redacting: the test checks
 // that the API itself never logs personal data or tokens.
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...func(*httpapi.Params)) *env {
 	t.Helper()
 	ctx := testCtx(t)
-	db, err := storage.Open(ctx, storage.Config{DSN: testenv.MySQLDatabase(t), MaxOpenConns: 8, MaxIdleConns: 8, ConnMaxLifetime: time.Minute})
+	dsn := testenv.MySQLDatabase(t)
+	db, err := storage.Open(ctx, storage.Config{DSN: dsn, MaxOpenConns: 8, MaxIdleConns: 8, ConnMaxLifetime: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +93,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := httpapi.New(httpapi.Params{Store: store, Verifier: v, Logger: log, Accounts: accounts})
+	params := httpapi.Params{Store: store, Verifier: v, Logger: log, Accounts: accounts}
+	for _, o := range opts {
+		o(&params)
+	}
+	s, err := httpapi.New(params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +110,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s.Handler())
-	e := &env{t: t, emu: emu, store: store, srv: srv, router: router, logs: logs, accounts: accounts}
+	e := &env{t: t, emu: emu, store: store, srv: srv, api: s, router: router, logs: logs, accounts: accounts, db: db, dsn: dsn}
 	t.Cleanup(func() {
 		srv.Close()
 		out := logs.String()

@@ -228,7 +228,7 @@ func TestLiveStreamMeasuresThenRevocation(t *testing.T) {
 		t.Fatalf("end reason %s, want one naming the membership", got)
 	}
 	s.expectClosed(t)
-	wantStatus(t, "stream after removal", le.do("GET", "/v1/experiments/cryo/measures/live", sci.token, nil), http.StatusNotFound)
+	wantStatus(t, "stream after removal", le.do("GET", "/v1/experiments/cryo/measures/live", sci.token, nil), http.StatusForbidden)
 	waitWatchers(t, le, 0)
 	if !strings.Contains(le.logs.String(), `"event.action":"measures.live.open"`) {
 		t.Error("no audit event for the live read")

@@ -81,6 +81,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			all(200), all(200), all(200)},
 		{"GET /v1/experiments/{id}", func(s string) call { return call{"GET", "/v1/experiments/" + s, nil} },
 			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
+		{"GET /v1/experiments/{id}/measures", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/measures", nil} },
+			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
+		{"GET /v1/experiments/{id}/sensors", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/sensors", nil} },
+			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
 		{"PATCH /v1/experiments/{id}", func(s string) call { return call{"PATCH", "/v1/experiments/" + s, patchExp} },
 			all(200), all(403), all(403)},
 		{"GET /v1/experiments/{id}/members", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/members", nil} },
@@ -93,6 +97,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}, all(204), all(403), all(403)},
 		{"DELETE /v1/experiments/{id}", func(s string) call { return call{"DELETE", "/v1/experiments/del-" + s, nil} },
 			all(204), all(403), all(403)},
+		// The matrix's server has no live feed: a caller allowed to watch gets
+		// 503, which proves authorization runs first (streams: live_test.go).
+		{"GET /v1/experiments/{id}/measures/live", func(s string) call {
+			return call{"GET", "/v1/experiments/" + s + "/measures/live", nil}
+		}, all(503), map[string]int{"own": 503, "foreign": 404}, all(503)},
 		{"DELETE /v1/users/{id}", func(s string) call { return call{"DELETE", fmt.Sprintf("/v1/users/%d", doomed[s]), nil} },
 			all(204), all(403), all(403)},
 	}

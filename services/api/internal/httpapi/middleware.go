@@ -163,6 +163,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.action != "" && info.authed {
 			s.audit(info, rt.action, err)
 		}
+		if rt.action != "" && r.Method != http.MethodGet && err == nil {
+			s.accessChanged() // open live streams re-check their access
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 		}

@@ -34,6 +34,12 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/experiments/{id}/members", roles: adminOnly, h: s.listMembers},
 		{pattern: "PUT /v1/experiments/{id}/members/{userID}", roles: adminOnly, action: "membership.add", h: s.addMember},
 		{pattern: "DELETE /v1/experiments/{id}/members/{userID}", roles: adminOnly, action: "membership.remove", h: s.removeMember},
+
+		// Data reads are audit events too (measures.go).
+		{pattern: "GET /v1/experiments/{id}/measures", roles: anyRole, action: "measures.read", h: s.listMeasures},
+		{pattern: "GET /v1/experiments/{id}/sensors", roles: anyRole, action: "sensors.read", h: s.listSensors},
+
+		{pattern: "GET /v1/experiments/{id}/measures/live", roles: anyRole, action: "measures.live", h: s.liveMeasures},
 	}
 }
 

@@ -11,6 +11,10 @@
 //
 // It fails the test, never skips it, when none of that works; the message
 // says to run `bash scripts/firebase-emulator.sh ensure` (npm ci).
+//
+// Run does the same for programs that are not tests (benchmark harnesses):
+// it takes a context, returns errors and a function that stops the emulator
+// it started. SignUpContext is SignUp for them.
 package authtest
 
 import (
@@ -70,50 +74,80 @@ type User struct {
 // Start returns a running emulator (see the package documentation).
 func Start(t testing.TB) *Emulator {
 	t.Helper()
-	if host := os.Getenv(EmulatorHostEnv); host != "" {
-		e := newEmulator(host)
-		if err := e.ping(); err != nil {
-			t.Fatalf("%s=%s does not answer as a Firebase Auth Emulator: %v", EmulatorHostEnv, host, err)
+	e, stop, err := Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping the auth emulator: %v", err)
 		}
-		return e
-	}
-	if e := newEmulator(DefaultHost); e.ping() == nil {
-		return e
-	}
-	return StartNew(t)
+	})
+	return e
 }
 
 // StartNew starts a private emulator on a free port, stopped when the test
 // ends.
 func StartNew(t testing.TB) *Emulator {
 	t.Helper()
-	dir, err := firebaseDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "firebase-tools", "package.json")); err != nil {
-		t.Fatalf("firebase-tools is not installed in %s: run `bash scripts/firebase-emulator.sh ensure` "+
-			"(npm ci) from the repository root, or set %s to a running emulator", dir, EmulatorHostEnv)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node not found (the Auth Emulator needs Node.js 20 or later; scripts/firebase-emulator.sh ensure installs it): %v", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProcess(dir, port)
+	e, stop, err := RunNew(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("stopping the auth emulator: %v", err)
 		}
 	})
-	e := newEmulator(fmt.Sprintf("127.0.0.1:%d", port))
-	e.StartTime = p.startTime
 	return e
+}
+
+// Run finds or starts an emulator as Start does, for code that is not a
+// test. The returned stop function stops the emulator Run started (it does
+// nothing for one that was already running); call it once, also after an
+// error. ctx bounds the start, not the emulator's life.
+func Run(ctx context.Context) (*Emulator, func() error, error) {
+	noop := func() error { return nil }
+	if host := os.Getenv(EmulatorHostEnv); host != "" {
+		e := newEmulator(host)
+		if err := e.ping(); err != nil {
+			return nil, noop, fmt.Errorf("%s=%s does not answer as a Firebase Auth Emulator: %w", EmulatorHostEnv, host, err)
+		}
+		return e, noop, nil
+	}
+	if e := newEmulator(DefaultHost); e.ping() == nil {
+		return e, noop, nil
+	}
+	return RunNew(ctx)
+}
+
+// RunNew starts a private emulator on a free port, as StartNew does, for
+// code that is not a test; stop stops it (call it once, also after an
+// error).
+func RunNew(ctx context.Context) (e *Emulator, stop func() error, err error) {
+	stop = func() error { return nil }
+	dir, err := firebaseDir()
+	if err != nil {
+		return nil, stop, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "firebase-tools", "package.json")); err != nil {
+		return nil, stop, fmt.Errorf("firebase-tools is not installed in %s: run `bash scripts/firebase-emulator.sh ensure` "+
+			"(npm ci) from the repository root, or set %s to a running emulator", dir, EmulatorHostEnv)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return nil, stop, fmt.Errorf("node not found (the Auth Emulator needs Node.js 20 or later; scripts/firebase-emulator.sh ensure installs it): %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, stop, err
+	}
+	p, err := startProcess(ctx, dir, port)
+	if err != nil {
+		return nil, stop, err
+	}
+	e = newEmulator(fmt.Sprintf("127.0.0.1:%d", port))
+	e.StartTime = p.startTime
+	return e, p.stop, nil
 }
 
 func newEmulator(host string) *Emulator {
@@ -151,7 +185,8 @@ func firebaseDir() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("firebase/start-auth-emulator.js not found above the working directory")
+			return "", fmt.Errorf("firebase/start-auth-emulator.js not found above the working directory: run from within "+
+				"services/api, or set %s to a running emulator (bash scripts/firebase-emulator.sh start)", EmulatorHostEnv)
 		}
 		dir = parent
 	}
@@ -173,7 +208,7 @@ type process struct {
 	startTime time.Duration
 }
 
-func startProcess(dir string, port int) (*process, error) {
+func startProcess(ctx context.Context, dir string, port int) (*process, error) {
 	cmd := exec.Command("node", "start-auth-emulator.js",
 		"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--project", ProjectID)
 	cmd.Dir = dir
@@ -212,6 +247,9 @@ func startProcess(dir string, port int) (*process, error) {
 	case <-time.After(60 * time.Second):
 		stopErr := p.stop()
 		return nil, fmt.Errorf("the auth emulator was not ready within 60s (stop: %v): %s", stopErr, stderr.String())
+	case <-ctx.Done():
+		stopErr := p.stop()
+		return nil, fmt.Errorf("starting the auth emulator: %w (stop: %v)", ctx.Err(), stopErr)
 	}
 }
 
@@ -238,18 +276,26 @@ func (p *process) stop() error {
 }
 
 // call POSTs body to an identitytoolkit v1 method of the emulator and
-// decodes the answer into out. Admin methods (under projects/) are
-// authorized with the emulator's "Bearer owner".
+// decodes the answer into out, failing the test on error.
 func (e *Emulator) call(t testing.TB, method string, body, out any) {
 	t.Helper()
-	buf, err := json.Marshal(body)
-	if err != nil {
+	if err := e.post(context.Background(), method, body, out); err != nil {
 		t.Fatal(err)
 	}
-	url := fmt.Sprintf("http://%s/identitytoolkit.googleapis.com/v1/%s?key=%s", e.Host, method, APIKey)
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(buf))
+}
+
+// post POSTs body to an identitytoolkit v1 method of the emulator and
+// decodes the answer into out. Admin methods (under projects/) are
+// authorized with the emulator's "Bearer owner".
+func (e *Emulator) post(ctx context.Context, method string, body, out any) error {
+	buf, err := json.Marshal(body)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("auth emulator %s: %w", method, err)
+	}
+	url := fmt.Sprintf("http://%s/identitytoolkit.googleapis.com/v1/%s?key=%s", e.Host, method, APIKey)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
+	if err != nil {
+		return fmt.Errorf("auth emulator %s: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if strings.HasPrefix(method, "projects/") {
@@ -257,35 +303,47 @@ func (e *Emulator) call(t testing.TB, method string, body, out any) {
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		t.Fatalf("auth emulator %s: %v", method, err)
+		return fmt.Errorf("auth emulator %s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("auth emulator %s: %v", method, err)
+		return fmt.Errorf("auth emulator %s: %w", method, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("auth emulator %s: %s: %s", method, resp.Status, data)
+		return fmt.Errorf("auth emulator %s: %s: %s", method, resp.Status, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("auth emulator %s: decoding %s: %v", method, data, err)
+			return fmt.Errorf("auth emulator %s: decoding %s: %w", method, data, err)
 		}
 	}
+	return nil
 }
 
 // SignUp creates an email/password account (accounts:signUp) and returns
 // it with its first ID token.
 func (e *Emulator) SignUp(t testing.TB, email, password string) User {
 	t.Helper()
+	u, err := e.SignUpContext(context.Background(), email, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// SignUpContext is SignUp for code that is not a test.
+func (e *Emulator) SignUpContext(ctx context.Context, email, password string) (User, error) {
 	var out struct {
 		LocalID string `json:"localId"`
 		IDToken string `json:"idToken"`
 	}
-	e.call(t, "accounts:signUp", map[string]any{
+	if err := e.post(ctx, "accounts:signUp", map[string]any{
 		"email": email, "password": password, "returnSecureToken": true,
-	}, &out)
-	return User{UID: out.LocalID, Email: email, Password: password, IDToken: out.IDToken}
+	}, &out); err != nil {
+		return User{}, err
+	}
+	return User{UID: out.LocalID, Email: email, Password: password, IDToken: out.IDToken}, nil
 }
 
 // SignIn returns a fresh ID token for u (accounts:signInWithPassword); it
