@@ -4,6 +4,7 @@
 #
 #   MariaDB   127.0.0.1:3306  (root, empty password, as the tests expect)
 #   RabbitMQ  127.0.0.1:5672  (guest/guest)
+#   Mosquitto 127.0.0.1:1883  (MQTT, anonymous; the mqttbridge tests)
 #   nginx     installed only: the nginx tests (deploy/nginxcheck) run their
 #             own instances on loopback high ports, nothing is started here
 #
@@ -98,15 +99,31 @@ ensure_nginx() {
 	log "nginx installed ($(/usr/sbin/nginx -v 2>&1 || nginx -v 2>&1)); not started"
 }
 
+ensure_mosquitto() {
+	if ! port_open 127.0.0.1 1883; then
+		command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+		log "starting Mosquitto"
+		# Debian's configuration writes its pid and log where the daemon user
+		# may not have created them yet.
+		if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+			install -d -o mosquitto -g mosquitto /run/mosquitto /var/log/mosquitto /var/lib/mosquitto
+		fi
+		"$(command -v mosquitto || echo /usr/sbin/mosquitto)" -d -c /etc/mosquitto/mosquitto.conf >&2
+		wait_port Mosquitto 127.0.0.1 1883 30
+	fi
+	log "Mosquitto ready on 127.0.0.1:1883"
+}
+
 main() {
 	local want=("$@")
-	[ ${#want[@]} -gt 0 ] || want=(mariadb rabbitmq nginx)
+	[ ${#want[@]} -gt 0 ] || want=(mariadb rabbitmq nginx mosquitto)
 	for s in "${want[@]}"; do
 		case $s in
 		mariadb | mysql) ensure_mariadb ;;
 		rabbitmq) ensure_rabbitmq ;;
 		nginx) ensure_nginx ;;
-		*) die "unknown service $s (known: mariadb rabbitmq nginx)" ;;
+		mosquitto | mqtt) ensure_mosquitto ;;
+		*) die "unknown service $s (known: mariadb rabbitmq nginx mosquitto)" ;;
 		esac
 	done
 }

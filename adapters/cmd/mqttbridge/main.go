@@ -1,0 +1,175 @@
+// Command mqttbridge subscribes to MQTT topics with QoS 1 in a persistent
+// session and publishes the messages as MyMONIT measures, acknowledging each
+// message to the MQTT broker only once RabbitMQ confirmed its measures. Run
+// it with -help for the mapping rules and the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/adapters/mqtt"
+	"github.com/mymonit/mymonit/adapters/sink"
+	"github.com/mymonit/mymonit/pkg/config"
+	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/queue"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "mqttbridge:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned for bad flags, whose message flag already printed.
+var errUsage = errors.New("usage")
+
+// settings is everything mqttbridge reads from the environment.
+type settings struct {
+	Adapter sink.Config
+	MQTT    mqtt.Config
+}
+
+const usageHead = `usage: mqttbridge [flags]
+
+Subscribes to MQTT topic filters with QoS 1 in a persistent session (clean
+session off, fixed client id) and publishes every message as measures to the
+MyMONIT measures exchange, in batches, with publisher confirms. A message is
+acknowledged to the MQTT broker only after RabbitMQ confirmed its measures: if
+the bridge stops or crashes first, the broker delivers it again.
+
+Rules file (-rules, MYMONIT_MQTT_RULES), YAML or JSON; the first rule whose
+topic filter matches a message applies, and every filter is subscribed:
+
+  rules:
+    - topic: lab/+/+/temperature    # + one level, # the rest (last level)
+      experiment: "{1}"             # {1}, {2}...: levels matched by the +
+      sensor: "{2}/temperature"     # {#}: levels matched by #; {topic}
+      unit: degC                    # optional
+      tags: {room: "{2}"}           # optional, templates too
+      payload: auto                 # auto (default), number, json, measure
+    - topic: plant/#
+      experiment: plant
+      sensor: "{#}"
+
+Payloads (auto):
+  21.5                             a plain number: the value, time = receipt
+  {"value": 21.5, "time": "2026-11-23T10:00:00Z", "unit": "K", "tags": {"p": "1"}}
+                                   time: RFC 3339 or Unix seconds; all but
+                                   value optional; other fields refused
+  {"experiment": ..., "sensor": ..., "time": ..., "value": ...}
+  {"measures": [...]}              a v1 contract measure or batch, published
+                                   as it is (the rule's templates unused)
+Send the time in the payload when you can: a message delivered twice (after
+a crash) then overwrites itself instead of making two measures.
+
+Bad messages (no rule, unreadable payload, too large, every measure invalid)
+are logged with the topic and the reason, counted in
+mymonit_mqtt_messages_rejected_total{reason} and acknowledged, so they are not
+delivered again. Retained messages replayed at subscription are skipped
+(-accept-retained uses them).
+
+Flags (each overrides its environment variable):
+`
+
+func usage(w io.Writer, fs *flag.FlagSet, cfg *settings) {
+	fmt.Fprint(w, usageHead)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprint(w, "\nEnvironment (any NAME may be given as a file with NAME_FILE):\n")
+	for _, f := range config.Fields(cfg) {
+		def := ""
+		if f.Default != "" {
+			def = " (default " + f.Default + ")"
+		}
+		fmt.Fprintf(w, "  %s%s\n      %s\n", f.Env, def, f.Help)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg settings
+	loadErr := config.Load(&cfg)
+	fs := flag.NewFlagSet("mqttbridge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Adapter.BindFlags(fs)
+	cfg.MQTT.BindFlags(fs)
+	fs.Usage = func() {} // -help prints the full usage on stdout, below
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs, &cfg)
+			return nil
+		}
+		fmt.Fprintln(stderr, "run mqttbridge -help for the flags, the rules file and the payloads")
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (run mqttbridge -help)", fs.Arg(0))
+	}
+	if loadErr != nil {
+		return fmt.Errorf("configuration:\n%w", loadErr)
+	}
+	if err := errors.Join(cfg.Adapter.Check(), cfg.MQTT.Check()); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	rules, err := mqtt.LoadRules(cfg.MQTT)
+	if err != nil {
+		return err
+	}
+
+	var log *zap.Logger
+	app := fx.New(
+		sink.Supply(cfg.Adapter, "mqttbridge", version()),
+		fx.Supply(cfg.MQTT, rules),
+		fx.Decorate(func(o logging.Options) logging.Options {
+			o.Stdout = stdout
+			return o
+		}),
+		fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
+			return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zap.WarnLevel))}
+		}),
+		logging.Module,
+		queue.Module,
+		sink.Module,
+		mqtt.Module,
+		fx.Populate(&log),
+	)
+	if err := app.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	log.Info("mqttbridge started", zap.Strings("mqtt.filters", rules.Filters()), zap.Any("config", config.Describe(cfg)))
+	<-ctx.Done()
+	log.Info("shutting down: acknowledging what RabbitMQ confirms")
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.Adapter.Sink.ShutdownTimeout+app.StopTimeout())
+	defer cancelStop()
+	return app.Stop(stopCtx)
+}
+
+// version is the module version stamped by the Go toolchain.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

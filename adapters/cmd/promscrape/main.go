@@ -1,0 +1,178 @@
+// Command promscrape scrapes Prometheus exposition endpoints at an interval
+// and publishes every sample as a MyMONIT measure of the experiment
+// configured for its target. Run it with -help for the mapping and the
+// configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/adapters/promscrape"
+	"github.com/mymonit/mymonit/adapters/sink"
+	"github.com/mymonit/mymonit/pkg/config"
+	"github.com/mymonit/mymonit/pkg/logging"
+	"github.com/mymonit/mymonit/pkg/queue"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "promscrape:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned for bad flags, whose message flag already printed.
+var errUsage = errors.New("usage")
+
+// settings is everything promscrape reads from the environment.
+type settings struct {
+	Adapter sink.Config
+	Scrape  promscrape.Config
+}
+
+const usageHead = `usage: promscrape [flags]
+
+Scrapes Prometheus exposition endpoints (text format, or OpenMetrics 1.0 for
+targets that speak nothing else) at an interval and publishes every sample as
+a measure to the MyMONIT measures exchange, in batches, with publisher
+confirms.
+
+Targets file (-config, MYMONIT_PROMSCRAPE_CONFIG), YAML or JSON:
+
+  targets:
+    - url: http://127.0.0.1:9100/metrics   # http or https
+      experiment: lab-node                  # registered experiment
+      labels: {instance: node1}             # optional, added to every sample
+      drop_labels: [job]                    # optional, exposed labels left out
+      interval: 30s                         # optional, else -interval
+      timeout: 5s                           # optional, else -timeout
+
+Mapping: every sample becomes one measure of the target's experiment.
+  sensor  the series in Prometheus notation, labels sorted by name:
+            http_requests_total{code="200",method="get"}
+          counter: the name as exposed (OpenMetrics: name_total)
+          gauge, untyped: name
+          histogram: name_bucket{le="0.5"} per bucket (le="+Inf" always),
+                     name_sum, name_count  (gauge histogram: _gsum, _gcount)
+          summary: name{quantile="0.9"} per quantile, name_sum, name_count
+  tags    the same labels (plus the target's labels; an exposed label the
+          target also sets is kept as exported_<name>; empty values dropped)
+  time    the sample's timestamp if the exposition has one, else scrape start
+  unit    the OpenMetrics UNIT, if any
+OpenMetrics _created samples, exemplars and HELP are not forwarded.
+Samples that break the measure contract (NaN or infinite value, a series
+longer than 128 bytes, more than 32 labels, a label value over 256 bytes) are
+rejected with the reason, logged and counted
+(mymonit_promscrape_samples_rejected_total{field}); the others are published.
+A failed scrape (unreachable, timeout, HTTP error, too large, unparsable)
+publishes nothing, is logged with the target and reason and counted
+(mymonit_promscrape_scrape_failures_total{reason}).
+
+Flags (each overrides its environment variable):
+`
+
+func usage(w io.Writer, fs *flag.FlagSet, cfg *settings) {
+	fmt.Fprint(w, usageHead)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprint(w, "\nEnvironment (any NAME may be given as a file with NAME_FILE):\n")
+	for _, f := range config.Fields(cfg) {
+		def := ""
+		if f.Default != "" {
+			def = " (default " + f.Default + ")"
+		}
+		fmt.Fprintf(w, "  %s%s\n      %s\n", f.Env, def, f.Help)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg settings
+	loadErr := config.Load(&cfg)
+	fs := flag.NewFlagSet("promscrape", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Adapter.BindFlags(fs)
+	cfg.Scrape.BindFlags(fs)
+	fs.Usage = func() {} // -help prints the full usage on stdout, below
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs, &cfg)
+			return nil
+		}
+		fmt.Fprintln(stderr, "run promscrape -help for the flags, the targets file and the mapping")
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (run promscrape -help)", fs.Arg(0))
+	}
+	if loadErr != nil {
+		return fmt.Errorf("configuration:\n%w", loadErr)
+	}
+	if err := errors.Join(cfg.Adapter.Check(), cfg.Scrape.Check()); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	targets, err := promscrape.LoadTargets(cfg.Scrape)
+	if err != nil {
+		return err
+	}
+
+	var log *zap.Logger
+	app := fx.New(
+		sink.Supply(cfg.Adapter, "promscrape", version()),
+		fx.Supply(cfg.Scrape, targets),
+		fx.Decorate(func(o logging.Options) logging.Options {
+			o.Stdout = stdout
+			return o
+		}),
+		fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
+			return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zap.WarnLevel))}
+		}),
+		logging.Module,
+		queue.Module,
+		sink.Module,
+		promscrape.Module,
+		fx.Populate(&log),
+	)
+	if err := app.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.Name()
+	}
+	log.Info("promscrape started", zap.Strings("targets", names), zap.Any("config", config.Describe(cfg)))
+	<-ctx.Done()
+	log.Info("shutting down: publishing what was scraped")
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.Adapter.Sink.ShutdownTimeout+app.StopTimeout())
+	defer cancelStop()
+	return app.Stop(stopCtx)
+}
+
+// version is the module version stamped by the Go toolchain.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
