@@ -55,8 +55,9 @@ test: services firebase helm fmt-check vet build
 test-short: fmt-check vet
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short -count=1 ./...); done
 
-bench: services build
+bench: services firebase build
 	cd services/ingest && $(GO) run ./cmd/ingestbench
+	cd services/api && $(GO) run ./cmd/apibench -keep
 	cd adapters && $(GO) run ./cmd/adapterbench
 	cd pkg && $(GO) test -run '^$$' -bench . ./logging/ ./measure/ ./storage/ ./queue/
 
