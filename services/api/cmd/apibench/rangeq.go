@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mymonit/mymonit/pkg/storage"
+)
+
+// rangeSQL is the statement storage.Store.ReadMeasures runs for the rows of
+// one sensor between two times (pkg/storage/read.go, queryMeasures): the
+// direct baseline sends the same text with the same arguments.
+const rangeSQL = "SELECT series_id, `time`, value, unit, tags FROM measures WHERE series_id = ? AND `time` >= ? AND `time` < ? ORDER BY series_id, `time` LIMIT ?"
+
+// rangeSensors is how many sensors the range queries cycle through.
+const rangeSensors = 8
+
+// Range variants, in their order of rotation.
+const (
+	rangeAPI = iota
+	rangeStore
+	rangeDirect
+	rangeVariants
+)
+
+// rangeQuery is one range query: a sensor and a window that holds exactly
+// points of its points.
+type rangeQuery struct {
+	sensor   int
+	from, to time.Time
+	points   int
+}
+
+// rangeQueries returns the queries of the phase: the middle -points of
+// each of rangeSensors sensors spread over the experiment.
+func (b *bench) rangeQueries() []rangeQuery {
+	points := b.opts.rangePoints()
+	off := (b.opts.perSensor() - points) / 2
+	qs := make([]rangeQuery, rangeSensors)
+	for i := range qs {
+		qs[i] = rangeQuery{
+			sensor: i*b.opts.sensors/rangeSensors + b.opts.sensors/(2*rangeSensors),
+			from:   pointTime(off),
+			to:     pointTime(off + points),
+			points: points,
+		}
+	}
+	return qs
+}
+
+// rangeRound times -queries calls of each variant, rotating their order,
+// after one untimed direct read of each sensor (so that every variant finds
+// the rows in the buffer pool). The first call of each variant checks the
+// row count.
+func (b *bench) rangeRound(ctx context.Context, round int) error {
+	qs := b.rangeQueries()
+	for _, q := range qs {
+		if _, err := b.rangeDirect(ctx, q, true); err != nil {
+			return err
+		}
+	}
+	cpu := readCPU()
+	var lat [rangeVariants][]time.Duration
+	for k := range b.opts.queries {
+		q := qs[k%len(qs)]
+		for _, v := range rotate(rangeVariants, k) {
+			var (
+				d   time.Duration
+				err error
+			)
+			switch v {
+			case rangeAPI:
+				d, err = b.rangeAPI(ctx, q, k == 0)
+			case rangeStore:
+				d, err = b.rangeStore(ctx, q)
+			case rangeDirect:
+				d, err = b.rangeDirect(ctx, q, k == 0)
+			}
+			if err != nil {
+				return err
+			}
+			lat[v] = append(lat[v], d)
+		}
+	}
+	r := b.res.rangeResult(b.opts)
+	r.API.add(lat[rangeAPI])
+	r.Store.add(lat[rangeStore])
+	r.Direct.add(lat[rangeDirect])
+	busy := busySince(cpu)
+	r.MachineBusy = append(r.MachineBusy, roundTo(busy, 2))
+	api, dir := percentile(lat[rangeAPI], 50), percentile(lat[rangeDirect], 50)
+	b.say("range: %d-point query, p50 API %s, store %s, direct SQL %s: API %.2f × direct (this round)%s",
+		qs[0].points, ms(api), ms(percentile(lat[rangeStore], 50)), ms(dir), float64(api)/float64(dir), busyNote(busy))
+	return nil
+}
+
+// rangeAPI times one GET of the range as JSON, the body read to the end;
+// with check, it also decodes the body and checks the rows.
+func (b *bench) rangeAPI(ctx context.Context, q rangeQuery, check bool) (time.Duration, error) {
+	query := url.Values{
+		"sensor": {sensorName(q.sensor)},
+		"from":   {q.from.Format(time.RFC3339Nano)},
+		"to":     {q.to.Format(time.RFC3339Nano)},
+		"limit":  {fmt.Sprint(q.points)},
+	}
+	req, err := b.api.request(ctx, b.api.real, measuresPath(), query, "application/json")
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	resp, err := b.api.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("API range query: %w", err)
+	}
+	defer resp.Body.Close()
+	var body []byte
+	if check || resp.StatusCode != http.StatusOK {
+		body, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("API range query: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("API range query: %s: %.300s", resp.Status, body)
+	}
+	if check {
+		var page struct {
+			Measures   []json.RawMessage `json:"measures"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return 0, fmt.Errorf("API range query: %w", err)
+		}
+		if len(page.Measures) != q.points || page.NextCursor != "" {
+			return 0, fmt.Errorf("API range query of sensor %d: %d measures, cursor %q; want %d and no cursor",
+				q.sensor, len(page.Measures), page.NextCursor, q.points)
+		}
+	}
+	return d, nil
+}
+
+// rangeStore times storage.Store.ReadMeasures of the range.
+func (b *bench) rangeStore(ctx context.Context, q rangeQuery) (time.Duration, error) {
+	start := time.Now()
+	page, err := b.w.store.ReadMeasures(ctx, storage.MeasureQuery{
+		Selection: storage.Selection{ExperimentID: b.w.experiment.ID, Sensors: []string{sensorName(q.sensor)}, From: q.from, To: q.to},
+		Limit:     q.points,
+	})
+	d := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if len(page.Measures) != q.points || !page.Next.IsZero() {
+		return 0, fmt.Errorf("store range query of sensor %d: %d measures, next %v; want %d and no next page",
+			q.sensor, len(page.Measures), page.Next, q.points)
+	}
+	return d, nil
+}
+
+// rangeDirect times rangeSQL, every row scanned into values as the store
+// scans them; with check, it checks the row count.
+func (b *bench) rangeDirect(ctx context.Context, q rangeQuery, check bool) (time.Duration, error) {
+	start := time.Now()
+	n, err := scanMeasures(ctx, b.w.db, rangeSQL, b.w.series[q.sensor], q.from, q.to, q.points+1)
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("direct range query: %w", err)
+	}
+	if check && n != q.points {
+		return 0, fmt.Errorf("direct range query of sensor %d: %d rows, want %d", q.sensor, n, q.points)
+	}
+	return d, nil
+}
+
+// scanMeasures runs a query of measure rows (series_id, time, value, unit,
+// tags) and scans every row into values; it returns the number of rows.
+func scanMeasures(ctx context.Context, db *sql.DB, query string, args ...any) (int, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var (
+		n      int
+		series int64
+		t      time.Time
+		value  float64
+		unit   sql.NullString
+		tags   []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&series, &t, &value, &unit, &tags); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
