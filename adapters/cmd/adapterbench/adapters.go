@@ -365,8 +365,9 @@ func mqttBroker() string {
 // payloads to it with QoS 1 for o.duration, keeping at most maxMQTTBacklog
 // messages ahead of the bridge; the time runs until the bridge's measures
 // are all confirmed. The bridge acknowledges a message to the broker only
-// after its confirm, so the broker's in-flight window (Mosquitto's
-// max_inflight_messages) over the confirm latency bounds the rate.
+// after its confirm, so the broker's in-flight window over the confirm
+// latency bounds the rate (Mosquitto 2.0 lets an in-order acknowledger
+// exceed max_inflight_messages: each ack of the oldest frees up to 20 more).
 func viaMQTT(ctx context.Context, cfg queue.Config, o options, batchSize int) (int, time.Duration, error) {
 	s, err := startSink(ctx, cfg, batchSize, o.flush, "mqttbridge")
 	if err != nil {

@@ -26,9 +26,8 @@
 //	mqtt       an mqtt.Bridge in a persistent session on the MQTT broker
 //	           (MYMONIT_TEST_MQTT_URL, default the local Mosquitto), fed QoS 1
 //	           plain-number messages on a unique topic prefix for -duration;
-//	           the broker's in-flight window (Mosquitto max_inflight_messages,
-//	           20 by default) caps it, since a message is acknowledged only
-//	           after its confirm
+//	           the broker's in-flight window caps it, since a message is
+//	           acknowledged only after its confirm
 //
 // Each phase gets a fresh, randomly named quorum queue and exchange on the
 // broker named by MYMONIT_TEST_AMQP_URL (default guest on 127.0.0.1:5672),
@@ -106,7 +105,7 @@ func adapterPhases(o options) []adapterPhase {
 			return viaFiles(ctx, cfg, o, bs, rows)
 		}},
 		{"promscrape", fmt.Sprintf("promscrape, text exposition of %d series, %d targets", o.series, o.clients), viaPromscrape},
-		{"mqtt", "mqttbridge, QoS 1 from Mosquitto (max_inflight_messages 20)", viaMQTT},
+		{"mqtt", "mqttbridge, QoS 1 from Mosquitto (acks after confirms)", viaMQTT},
 	}
 }
 
