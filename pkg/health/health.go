@@ -6,9 +6,6 @@ package health
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -17,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/mymonit/mymonit/pkg/httpserve"
 )
 
 // Check reports whether one dependency is usable; a nil error means ready.
@@ -40,8 +39,7 @@ type Server struct {
 	mu     sync.Mutex
 	checks map[string]Check
 	srv    *http.Server
-	ln     net.Listener
-	done   chan error
+	run    *httpserve.Server
 }
 
 // New returns a server; call Start to listen.
@@ -63,6 +61,7 @@ func New(o Options) *Server {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.run = httpserve.New(s.srv, o.Addr, "operational endpoints", o.Logger)
 	return s
 }
 
@@ -78,40 +77,13 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
 // Start listens synchronously, so a taken port fails at once, then serves in
 // a goroutine that Stop waits for.
-func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("health: listen on %s: %w", s.opts.Addr, err)
-	}
-	s.ln = ln
-	s.done = make(chan error, 1)
-	go func() {
-		err := s.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
-	s.log.Info("operational endpoints listening", zap.String("url.full", "http://"+ln.Addr().String()))
-	return nil
-}
+func (s *Server) Start() error { return s.run.Start() }
 
 // Addr is the address Start listens on.
-func (s *Server) Addr() string {
-	if s.ln == nil {
-		return s.opts.Addr
-	}
-	return s.ln.Addr().String()
-}
+func (s *Server) Addr() string { return s.run.Addr() }
 
 // Stop shuts the server down gracefully and waits for it.
-func (s *Server) Stop(ctx context.Context) error {
-	if s.done == nil {
-		return nil
-	}
-	err := s.srv.Shutdown(ctx)
-	return errors.Join(err, <-s.done)
-}
+func (s *Server) Stop(ctx context.Context) error { return s.run.Stop(ctx) }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()

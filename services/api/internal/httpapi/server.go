@@ -3,14 +3,13 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/httpserve"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/services/api/internal/auth"
 )
@@ -67,9 +66,7 @@ type Server struct {
 	stopOnce    sync.Once
 
 	addr string
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	run  *httpserve.Server // set by Start
 }
 
 // New builds the API. It parses the embedded OpenAPI document and fails if
@@ -117,39 +114,26 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Start listens synchronously (a taken port fails at once) and serves in a
 // goroutine that Stop waits for.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w", s.addr, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       30 * time.Second, // live streams lift it for themselves
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
 	// Shutdown waits for handlers; live streams end when it begins.
-	s.srv.RegisterOnShutdown(s.EndStreams)
-	s.done = make(chan error, 1)
-	go func() {
-		err := s.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
-	s.log.Info("api listening", zap.String("url.full", "http://"+ln.Addr().String()))
-	return nil
+	srv.RegisterOnShutdown(s.EndStreams)
+	s.run = httpserve.New(srv, s.addr, "api", s.log)
+	return s.run.Start()
 }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string {
-	if s.ln == nil {
+	if s.run == nil {
 		return s.addr
 	}
-	return s.ln.Addr().String()
+	return s.run.Addr()
 }
 
 // EndStreams ends every open live stream, with an event telling the client
@@ -159,9 +143,8 @@ func (s *Server) EndStreams() { s.stopOnce.Do(func() { close(s.shutdown) }) }
 
 // Stop shuts the server down gracefully and waits for it.
 func (s *Server) Stop(ctx context.Context) error {
-	if s.done == nil {
+	if s.run == nil {
 		return nil
 	}
-	err := s.srv.Shutdown(ctx)
-	return errors.Join(err, <-s.done)
+	return s.run.Stop(ctx)
 }
