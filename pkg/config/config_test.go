@@ -675,3 +675,38 @@ func TestLoadRefusesCycles(t *testing.T) {
 		t.Errorf("error = %v, want %s", err, want)
 	}
 }
+
+func TestEnvironRoundTripsUnmasked(t *testing.T) {
+	type withSecret struct {
+		kinds
+		DSN   string `env:"T_DSN" secret:"true"`
+		URL   string `env:"T_URL" default:"amqp://guest:guest@localhost/"`
+		Off   bool   `env:"T_OFF" default:"true"`
+		Empty string `env:"T_EMPTY"`
+	}
+	in := withSecret{kinds: defaultKinds(), DSN: "root:pw@tcp(db:3306)/x", URL: "amqp://u:p@h/", Off: false}
+	in.I8, in.IP, in.D, in.L = -8, netip.MustParseAddr("10.0.0.1"), 2*time.Millisecond, []string{"x", "y z"}
+	got := config.Environ(in)
+	for _, want := range []string{"T_DSN=root:pw@tcp(db:3306)/x", "T_URL=amqp://u:p@h/", "T_OFF=false", "T_D=2ms", "T_L=x,y z", "T_IP=10.0.0.1"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Environ lacks %q: %q", want, got)
+		}
+	}
+	for _, kv := range got {
+		if strings.HasPrefix(kv, "T_EMPTY=") || strings.HasPrefix(kv, "T_U16=") {
+			t.Errorf("Environ has %q: a zero value without a default is left out", kv)
+		}
+	}
+	vars := map[string]string{}
+	for _, kv := range got {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	var back withSecret
+	if err := config.LoadFrom(env(vars), noFiles, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, back, cmp.AllowUnexported(withSecret{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("reloading Environ differs (-in +back):\n%s", diff)
+	}
+}

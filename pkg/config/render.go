@@ -71,6 +71,40 @@ func Describe(v any) map[string]string {
 	return out
 }
 
+// Environ renders v as NAME=value pairs, in declaration order, that Load
+// reads back into an equal value: the environment of a child process
+// configured by v (tests, benchmarks). Unlike Print and Describe it does NOT
+// mask secrets or credentials; never log its result. Values that are zero
+// are left out unless the field has a non-zero default, so the child sees
+// what v holds.
+func Environ(v any) []string {
+	root, ok := rootTree(v)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, l := range root.all() {
+		val := raw(l)
+		if l.value.IsZero() && l.def == "" {
+			continue
+		}
+		out = append(out, l.env+"="+val)
+	}
+	return out
+}
+
+// raw is the field's current value as the text Load accepts, unmasked.
+func raw(l *leaf) string {
+	if l.kind == kindStrings {
+		items := make([]string, l.value.Len())
+		for i := range items {
+			items[i] = l.value.Index(i).String()
+		}
+		return strings.Join(items, ",")
+	}
+	return format(l.value, l.kind)
+}
+
 // Print writes one NAME=value line per variable of v, in declaration order,
 // with secrets and credentials masked. Values that are empty or need it are
 // quoted. It returns the first write error.

@@ -22,6 +22,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/mymonit/mymonit/pkg/queue"
 )
 
 // Default addresses of the local servers.
@@ -108,6 +110,27 @@ func AMQP(t testing.TB) string {
 	}
 	_ = conn.Close()
 	return url
+}
+
+// QueueConfig returns a queue configuration on the test broker (AMQP) whose
+// exchanges and queues have fresh names starting with prefix: quorum
+// queues with a delivery limit of 20, as in production. They are deleted
+// when the test ends. config.Environ(cfg) gives the MYMONIT_AMQP_*
+// variables of a child process that should use them.
+func QueueConfig(t testing.TB, prefix string) queue.Config {
+	t.Helper()
+	url := AMQP(t)
+	cfg := queue.Config{
+		URL:           url,
+		Exchange:      Name(prefix + "_x"),
+		Queue:         Name(prefix + "_q"),
+		DeadExchange:  Name(prefix + "_dead_x"),
+		DeadQueue:     Name(prefix + "_dead_q"),
+		QueueType:     queue.QueueTypeQuorum,
+		DeliveryLimit: 20,
+	}
+	Cleanup(t, url, []string{cfg.Queue, cfg.DeadQueue}, []string{cfg.Exchange, cfg.DeadExchange})
+	return cfg
 }
 
 // Cleanup deletes the named queues and exchanges when the test ends.

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/storage"
@@ -61,17 +62,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dsn: testenv.MySQLDatabase(t)}
-	url := testenv.AMQP(t)
-	e.amqp = queue.Config{
-		URL:           url,
-		Exchange:      testenv.Name("x_measures"),
-		Queue:         testenv.Name("q_ingest"),
-		DeadExchange:  testenv.Name("x_dead"),
-		DeadQueue:     testenv.Name("q_dead"),
-		QueueType:     "quorum",
-		DeliveryLimit: 20,
-	}
-	testenv.Cleanup(t, url, []string{e.amqp.Queue, e.amqp.DeadQueue}, []string{e.amqp.Exchange, e.amqp.DeadExchange})
+	e.amqp = testenv.QueueConfig(t, "e2e")
 	ctx := context.Background()
 	db, err := storage.Open(ctx, storage.Config{DSN: e.dsn, MaxOpenConns: 4, MaxIdleConns: 4, ConnMaxLifetime: time.Minute})
 	if err != nil {
@@ -97,14 +88,9 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) environ(httpAddr string) []string {
-	return append(os.Environ(),
+	env := append(os.Environ(), config.Environ(e.amqp)...)
+	return append(env,
 		"MYMONIT_MYSQL_DSN="+e.dsn,
-		"MYMONIT_AMQP_URL="+e.amqp.URL,
-		"MYMONIT_AMQP_EXCHANGE="+e.amqp.Exchange,
-		"MYMONIT_AMQP_QUEUE="+e.amqp.Queue,
-		"MYMONIT_AMQP_DEAD_EXCHANGE="+e.amqp.DeadExchange,
-		"MYMONIT_AMQP_DEAD_QUEUE="+e.amqp.DeadQueue,
-		"MYMONIT_AMQP_QUEUE_TYPE="+e.amqp.QueueType,
 		"MYMONIT_INGEST_HTTP_ADDR="+httpAddr,
 		"MYMONIT_INGEST_FLUSH_INTERVAL=20ms",
 		"MYMONIT_LOG_LEVEL=info",

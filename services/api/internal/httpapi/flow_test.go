@@ -20,6 +20,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/storage"
@@ -220,21 +221,11 @@ func startIngest(t *testing.T, dsn string) *ingestProc {
 		t.Fatalf("go build services/ingest: %v\n%s", err, out)
 	}
 
-	url := testenv.AMQP(t)
 	p := &ingestProc{
-		amqp: queue.Config{
-			URL:           url,
-			Exchange:      testenv.Name("x_flow"),
-			Queue:         testenv.Name("q_flow"),
-			DeadExchange:  testenv.Name("x_flow_dead"),
-			DeadQueue:     testenv.Name("q_flow_dead"),
-			QueueType:     "quorum",
-			DeliveryLimit: 20,
-		},
+		amqp: testenv.QueueConfig(t, "flow"),
 		out:  &testenv.Buffer{},
 		done: make(chan error, 1),
 	}
-	testenv.Cleanup(t, url, []string{p.amqp.Queue, p.amqp.DeadQueue}, []string{p.amqp.Exchange, p.amqp.DeadExchange})
 	// The publisher declares the whole topology, so nothing published is
 	// unroutable whatever ingest is doing.
 	p.pub = queue.NewPublisher(queue.PublisherParams{Config: p.amqp, Logger: zap.NewNop(), Producer: "api-flow-test", DeclareTopology: true})
@@ -247,14 +238,8 @@ func startIngest(t *testing.T, dsn string) *ingestProc {
 	addr := l.Addr().String()
 	_ = l.Close()
 	p.cmd = exec.Command(bin, "serve")
-	p.cmd.Env = append(os.Environ(),
+	p.cmd.Env = append(append(os.Environ(), config.Environ(p.amqp)...),
 		"MYMONIT_MYSQL_DSN="+dsn,
-		"MYMONIT_AMQP_URL="+url,
-		"MYMONIT_AMQP_EXCHANGE="+p.amqp.Exchange,
-		"MYMONIT_AMQP_QUEUE="+p.amqp.Queue,
-		"MYMONIT_AMQP_DEAD_EXCHANGE="+p.amqp.DeadExchange,
-		"MYMONIT_AMQP_DEAD_QUEUE="+p.amqp.DeadQueue,
-		"MYMONIT_AMQP_QUEUE_TYPE="+p.amqp.QueueType,
 		"MYMONIT_INGEST_HTTP_ADDR="+addr,
 		"MYMONIT_INGEST_FLUSH_INTERVAL=20ms",
 		"MYMONIT_LOG_LEVEL=info",

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/queue"
 )
 
@@ -96,18 +97,11 @@ func buildIngest(ctx context.Context, dir, tmp string) (string, error) {
 // at the run's database and the topology cfg, followed by the -env
 // overrides (later entries win).
 func (w *world) ingestVars(cfg queue.Config, httpAddr string) []string {
-	vars := []string{
-		"MYMONIT_MYSQL_DSN=" + w.dsn,
-		"MYMONIT_AMQP_URL=" + cfg.URL,
-		"MYMONIT_AMQP_EXCHANGE=" + cfg.Exchange,
-		"MYMONIT_AMQP_QUEUE=" + cfg.Queue,
-		"MYMONIT_AMQP_DEAD_EXCHANGE=" + cfg.DeadExchange,
-		"MYMONIT_AMQP_DEAD_QUEUE=" + cfg.DeadQueue,
-		"MYMONIT_AMQP_QUEUE_TYPE=" + cfg.QueueType,
-		"MYMONIT_AMQP_DELIVERY_LIMIT=" + strconv.Itoa(cfg.DeliveryLimit),
-		"MYMONIT_INGEST_HTTP_ADDR=" + httpAddr,
+	vars := append(config.Environ(cfg),
+		"MYMONIT_MYSQL_DSN="+w.dsn,
+		"MYMONIT_INGEST_HTTP_ADDR="+httpAddr,
 		"MYMONIT_LOG_LEVEL=warn",
-	}
+	)
 	return append(vars, w.opts.env...)
 }
 
