@@ -33,8 +33,13 @@ import (
 // The series of the selection are read first (one small query on the
 // (experiment_id, sensor) key). Measures are then read with
 // "series_id IN (...) AND time >= ? AND time < ? ORDER BY series_id, time
-// LIMIT n" over groups of at most readSeriesChunk series, each a range scan
-// of the primary key. Streams (StreamMeasures, StreamBuckets) run such
+// LIMIT n" over groups of series, each a range scan of the primary key with
+// one range per series. The range optimizer's cost grows with the ranges
+// (with 256 series it took several times as long as reading 5,000 rows),
+// so a read starts with a group of readSeriesFirst series and doubles the
+// group, up to readSeriesChunk, while statements come back short: dense
+// data is read a few series per statement, sparse data in few statements.
+// Streams (StreamMeasures, StreamBuckets) run such
 // statements one after another, streamChunkRows rows at a time, each
 // resuming after the last row of the previous one: memory stays constant,
 // and no statement stays open for a whole download (a long-open statement
@@ -62,6 +67,9 @@ const (
 	// readSeriesChunk bounds the series ids in one statement's IN list,
 	// which keeps the range optimizer far from its memory limit.
 	readSeriesChunk = 256
+	// readSeriesFirst is the series ids of the first grouped statement of
+	// a read; each statement that comes back short doubles the next group.
+	readSeriesFirst = 16
 	// streamChunkRows is the number of rows of one statement of a stream.
 	streamChunkRows = 5000
 	// bucketWindow is the number of buckets one window of a stream asks
@@ -202,7 +210,7 @@ func (s *Store) ReadMeasures(ctx context.Context, q MeasureQuery) (MeasurePage, 
 	if err != nil {
 		return MeasurePage{}, err
 	}
-	out := make([]Measure, 0, min(limit+1, 256))
+	out := make([]Measure, 0, limit+1)
 	if _, _, err := s.scanMeasures(ctx, q.Selection, series, q.After, limit+1, func(m Measure) bool {
 		out = append(out, m)
 		return true
@@ -328,8 +336,10 @@ func (s *Store) scanMeasures(ctx context.Context, sel Selection, series []series
 		}
 		i++
 	}
-	for i < len(series) && n < limit {
-		chunk := series[i:min(i+readSeriesChunk, len(series))]
+	// Each statement that returns fewer rows than asked ends the loop or
+	// is followed by another: the group doubles for that one.
+	for group := readSeriesFirst; i < len(series) && n < limit; group = min(2*group, readSeriesChunk) {
+		chunk := series[i:min(i+group, len(series))]
 		k, stopped, err := s.queryMeasures(ctx, sel, chunk, time.Time{}, limit-n, yield)
 		n += k
 		if err != nil || stopped {

@@ -491,3 +491,46 @@ func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Cleanup(cancel)
 	return ctx, cancel
 }
+
+// TestReadManySeries reads an experiment of more series than the largest
+// group of one statement, most of them with a few measures, some without:
+// reads group the series in growing statements, and every row must come
+// once, in order, whatever the page size or stream.
+func TestReadManySeries(t *testing.T) {
+	s, _ := newStore(t, storage.StoreParams{})
+	e := createExperiment(t, s, "many")
+	var (
+		rows []storage.Row
+		want []storage.Measure
+	)
+	for k := range 600 {
+		name := fmt.Sprintf("s%03d", k)
+		id := ensureSeries(t, s, e.ID, name)
+		if k%5 == 3 {
+			continue // a series without measures
+		}
+		for i := range 1 + k%4 {
+			m := storage.Measure{SeriesID: id, Sensor: name, Time: readT0.Add(time.Duration(i) * time.Second), Value: float64(k*10 + i)}
+			want = append(want, m)
+			rows = append(rows, storage.Row{SeriesID: id, Time: m.Time, Value: m.Value})
+		}
+	}
+	if err := s.UpsertMeasures(testCtx(t), rows); err != nil {
+		t.Fatal(err)
+	}
+	sel := storage.Selection{ExperimentID: e.ID}
+	for _, limit := range []int{7, 1000, storage.MaxReadLimit} {
+		got, _ := readAll(t, s, storage.MeasureQuery{Selection: sel, Limit: limit})
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("pages of %d (-want +got):\n%s", limit, diff)
+		}
+	}
+	if diff := gocmp.Diff(want, collect(t, s.StreamMeasures(testCtx(t), storage.MeasureQuery{Selection: sel}))); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+	after := want[100]
+	got := collect(t, s.StreamMeasures(testCtx(t), storage.MeasureQuery{Selection: sel, After: after.Key(), Limit: 800}))
+	if diff := gocmp.Diff(want[101:901], got); diff != "" {
+		t.Errorf("stream after a cursor, capped (-want +got):\n%s", diff)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -396,8 +397,7 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 			}))
 	case q.csv:
 		mq := storage.MeasureQuery{Selection: sel, After: q.after, Limit: q.limit}
-		return s.streamCSV(w, r, []string{"sensor", "time", "value", "unit", "tags"},
-			rowsOf(s.store.StreamMeasures(r.Context(), mq), measureRecord))
+		return s.streamMeasuresCSV(w, r, s.store.StreamMeasures(r.Context(), mq))
 	case q.every > 0:
 		page, err := s.store.ReadBuckets(r.Context(), storage.BucketQuery{Selection: sel, Every: q.every, After: q.after, Limit: q.limit})
 		if err != nil {
@@ -417,16 +417,109 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		out := measurePage{Measures: make([]apiMeasure, len(page.Measures))}
-		for i, m := range page.Measures {
-			out.Measures[i] = measureToAPI(m)
-		}
+		next := ""
 		if !page.Next.IsZero() {
-			out.NextCursor = encodeMeasureCursor(cursorMeasures, page.Next)
+			next = encodeMeasureCursor(cursorMeasures, page.Next)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeMeasurePage(w, page.Measures, next)
 		return nil
 	}
+}
+
+// jsonChunk is how much of a JSON page is appended before it is written
+// out: the page goes out through one buffer of about this size.
+const jsonChunk = 32 << 10
+
+// writeMeasurePage writes a measurePage as writeJSON would, byte for byte,
+// without building it: each measure is appended to one reused buffer,
+// written out every jsonChunk bytes. A page holding a value JSON cannot
+// carry (NaN, ±Inf; the database stores none) goes through writeJSON.
+func writeMeasurePage(w http.ResponseWriter, measures []storage.Measure, next string) {
+	for _, m := range measures {
+		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			out := measurePage{Measures: make([]apiMeasure, len(measures)), NextCursor: next}
+			for i, m := range measures {
+				out.Measures[i] = measureToAPI(m)
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 0, jsonChunk+4<<10)
+	buf = append(buf, `{"measures":[`...)
+	for i, m := range measures {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendMeasureJSON(buf, m)
+		if len(buf) >= jsonChunk {
+			if _, err := w.Write(buf); err != nil {
+				return // the client is gone, as with writeJSON
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, ']')
+	if next != "" {
+		buf = append(buf, `,"next_cursor":`...)
+		buf = appendJSONString(buf, next)
+	}
+	buf = append(buf, "}\n"...)
+	_, _ = w.Write(buf)
+}
+
+// appendMeasureJSON appends measureToAPI(m) as encoding/json writes it.
+func appendMeasureJSON(b []byte, m storage.Measure) []byte {
+	b = append(b, `{"sensor":`...)
+	b = appendJSONString(b, m.Sensor)
+	b = append(b, `,"time":"`...)
+	b = appendTime(b, m.Time)
+	b = append(b, `","value":`...)
+	b = appendJSONFloat(b, m.Value)
+	if m.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendJSONString(b, m.Unit)
+	}
+	if len(m.Tags) > 0 {
+		tags, _ := json.Marshal(m.Tags) // a map of strings always encodes; keys sorted
+		b = append(b, `,"tags":`...)
+		b = append(b, tags...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONFloat appends a finite float64 as encoding/json does.
+func appendJSONFloat(b []byte, v float64) []byte {
+	if a := math.Abs(v); a != 0 && (a < 1e-6 || a >= 1e21) {
+		b = strconv.AppendFloat(b, v, 'e', -1, 64)
+		// e-09 becomes e-9, as in encoding/json.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+		return b
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+// appendJSONString appends s as a JSON string as encoding/json does: in
+// place when every byte is printable ASCII that needs no escape (the usual
+// sensor name or unit), through json.Marshal otherwise (control bytes,
+// quotes, backslashes, the HTML-escaped <, > and &, non-ASCII text).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ---- CSV ----
@@ -532,6 +625,142 @@ func (s *Server) streamCSV(w http.ResponseWriter, r *http.Request, header []stri
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	return nil
+}
+
+// streamMeasuresCSV is streamCSV for raw measures, written without a
+// csv.Writer: each line is appended to one reused buffer (times, values
+// and fields formatted in place, quoted by the rules of encoding/csv), so a
+// row costs no allocation. The buffer goes out every csvFlushRows rows.
+func (s *Server) streamMeasuresCSV(w http.ResponseWriter, r *http.Request, measures iter.Seq2[storage.Measure, error]) error {
+	rc := http.NewResponseController(w)
+	// The stall deadline of streamCSV, moved forward at every flush.
+	_ = rc.SetWriteDeadline(time.Now().Add(csvStallTimeout))
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	buf := make([]byte, 0, 64<<10)
+	started := false
+	begin := func() {
+		started = true
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8; header=present")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		buf = append(buf, "sensor,time,value,unit,tags\n"...)
+	}
+	send := func() error {
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		buf = buf[:0]
+		if err := rc.Flush(); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		return nil
+	}
+	rows := 0
+	for m, err := range measures {
+		if err != nil {
+			if !started {
+				return err
+			}
+			return s.abortStream(w, r, rows, err)
+		}
+		if !started {
+			begin()
+		}
+		buf = appendMeasureCSV(buf, m)
+		if rows++; rows%csvFlushRows == 0 {
+			if err := send(); err != nil {
+				return err
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(csvStallTimeout))
+		}
+	}
+	if !started {
+		begin() // no rows: the header line alone
+	}
+	return send()
+}
+
+// appendMeasureCSV appends m as one CSV line, as measureRecord through a
+// csv.Writer would write it.
+func appendMeasureCSV(b []byte, m storage.Measure) []byte {
+	b = appendCSVField(b, m.Sensor)
+	b = append(b, ',')
+	b = appendTime(b, m.Time)
+	b = append(b, ',')
+	if a := math.Abs(m.Value); a != 0 && (a < 1e-6 || a >= 1e21) {
+		b = strconv.AppendFloat(b, m.Value, 'e', -1, 64)
+	} else {
+		b = strconv.AppendFloat(b, m.Value, 'f', -1, 64)
+	}
+	b = append(b, ',')
+	b = appendCSVField(b, m.Unit)
+	b = append(b, ',')
+	if len(m.Tags) > 0 {
+		tags, _ := json.Marshal(m.Tags) // a map of strings always encodes; keys sorted
+		b = appendCSVField(b, string(tags))
+	}
+	return append(b, '\n')
+}
+
+// appendTime appends t in UTC as apiTimeLayout does
+// (2006-01-02T15:04:05.000000Z), for the years 1000-9999 the schema holds.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 1000 || year > 9999 {
+		return t.AppendFormat(b, apiTimeLayout)
+	}
+	pad := func(b []byte, v, width int) []byte {
+		var d [6]byte
+		for i := width - 1; i >= 0; i-- {
+			d[i] = byte('0' + v%10)
+			v /= 10
+		}
+		return append(b, d[:width]...)
+	}
+	b = pad(b, year, 4)
+	b = append(b, '-')
+	b = pad(b, int(month), 2)
+	b = append(b, '-')
+	b = pad(b, day, 2)
+	b = append(b, 'T')
+	b = pad(b, hour, 2)
+	b = append(b, ':')
+	b = pad(b, minute, 2)
+	b = append(b, ':')
+	b = pad(b, sec, 2)
+	b = append(b, '.')
+	b = pad(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendCSVField appends a field quoted when encoding/csv would quote it.
+func appendCSVField(b []byte, field string) []byte {
+	if !csvNeedsQuotes(field) {
+		return append(b, field...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(field); i++ {
+		if field[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, field[i])
+	}
+	return append(b, '"')
+}
+
+// csvNeedsQuotes is encoding/csv's fieldNeedsQuotes for the comma ','.
+func csvNeedsQuotes(field string) bool {
+	if field == "" {
+		return false
+	}
+	if field == `\.` || strings.ContainsAny(field, ",\"\r\n") {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return unicode.IsSpace(r)
 }
 
 func flushCSV(cw *csv.Writer, rc *http.ResponseController) error {
