@@ -75,7 +75,7 @@ func appendMeasure(b []byte, m Measure) []byte {
 	b = append(b, `,"sensor":`...)
 	b = appendString(b, m.Sensor)
 	b = append(b, `,"time":"`...)
-	b = appendTime(b, m.Time)
+	b = AppendTime(b, m.Time)
 	b = append(b, `","value":`...)
 	b = appendFloat(b, m.Value)
 	if m.Unit != "" {

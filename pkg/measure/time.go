@@ -129,9 +129,10 @@ func daysIn(month, year int) int {
 	return 31
 }
 
-// appendTime appends t in UTC as RFC 3339 with exactly six fractional
-// digits, e.g. 2026-11-23T10:00:00.123456Z.
-func appendTime(b []byte, t time.Time) []byte {
+// AppendTime appends t in UTC as RFC 3339 with exactly six fractional
+// digits, e.g. 2026-11-23T10:00:00.123456Z, the form of the contract (and
+// of the API). The year must be 0-9999, which every stored time is.
+func AppendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()

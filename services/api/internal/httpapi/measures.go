@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
@@ -477,7 +478,7 @@ func appendMeasureJSON(b []byte, m storage.Measure) []byte {
 	b = append(b, `{"sensor":`...)
 	b = appendJSONString(b, m.Sensor)
 	b = append(b, `,"time":"`...)
-	b = appendTime(b, m.Time)
+	b = measure.AppendTime(b, m.Time)
 	b = append(b, `","value":`...)
 	b = appendJSONFloat(b, m.Value)
 	if m.Unit != "" {
@@ -686,7 +687,7 @@ func (s *Server) streamMeasuresCSV(w http.ResponseWriter, r *http.Request, measu
 func appendMeasureCSV(b []byte, m storage.Measure) []byte {
 	b = appendCSVField(b, m.Sensor)
 	b = append(b, ',')
-	b = appendTime(b, m.Time)
+	b = measure.AppendTime(b, m.Time)
 	b = append(b, ',')
 	if a := math.Abs(m.Value); a != 0 && (a < 1e-6 || a >= 1e21) {
 		b = strconv.AppendFloat(b, m.Value, 'e', -1, 64)
@@ -701,39 +702,6 @@ func appendMeasureCSV(b []byte, m storage.Measure) []byte {
 		b = appendCSVField(b, string(tags))
 	}
 	return append(b, '\n')
-}
-
-// appendTime appends t in UTC as apiTimeLayout does
-// (2006-01-02T15:04:05.000000Z), for the years 1000-9999 the schema holds.
-func appendTime(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	if year < 1000 || year > 9999 {
-		return t.AppendFormat(b, apiTimeLayout)
-	}
-	pad := func(b []byte, v, width int) []byte {
-		var d [6]byte
-		for i := width - 1; i >= 0; i-- {
-			d[i] = byte('0' + v%10)
-			v /= 10
-		}
-		return append(b, d[:width]...)
-	}
-	b = pad(b, year, 4)
-	b = append(b, '-')
-	b = pad(b, int(month), 2)
-	b = append(b, '-')
-	b = pad(b, day, 2)
-	b = append(b, 'T')
-	b = pad(b, hour, 2)
-	b = append(b, ':')
-	b = pad(b, minute, 2)
-	b = append(b, ':')
-	b = pad(b, sec, 2)
-	b = append(b, '.')
-	b = pad(b, t.Nanosecond()/1000, 6)
-	return append(b, 'Z')
 }
 
 // appendCSVField appends a field quoted when encoding/csv would quote it.
