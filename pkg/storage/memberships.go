@@ -185,7 +185,7 @@ func (s *Store) WasRevoked(ctx context.Context, experimentID, userID int64) (boo
 // IsMember reports whether the user is a member of the experiment.
 func (s *Store) IsMember(ctx context.Context, experimentID, userID int64) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx,
+	err := s.lookup(ctx,
 		"SELECT COUNT(*) FROM memberships WHERE experiment_id = ? AND user_id = ?", experimentID, userID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("is member: %w", err)

@@ -54,7 +54,8 @@ type Store struct {
 	now         func() time.Time
 
 	mu         sync.Mutex
-	upsertStmt *sql.Stmt // prepared lazily for chunkRows rows
+	upsertStmt *sql.Stmt            // prepared lazily for chunkRows rows
+	lookups    map[string]*sql.Stmt // the fixed lookups of every request, prepared once
 }
 
 // NewStore returns a Store over p.DB.
@@ -87,12 +88,48 @@ func NewStore(p StoreParams) *Store {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.upsertStmt == nil {
-		return nil
+	var errs []error
+	if s.upsertStmt != nil {
+		errs = append(errs, s.upsertStmt.Close())
+		s.upsertStmt = nil
 	}
-	err := s.upsertStmt.Close()
-	s.upsertStmt = nil
-	return err
+	for q, st := range s.lookups {
+		errs = append(errs, st.Close())
+		delete(s.lookups, q)
+	}
+	return errors.Join(errs...)
+}
+
+// lookup runs one of the store's fixed single-row lookups (the same text
+// every time) through a statement prepared once: database/sql then
+// prepares it once per connection and reuses it, where a plain query costs
+// a prepare, an execute and a close on every call. The API sends these on
+// every request (user, experiment, membership).
+func (s *Store) lookup(ctx context.Context, query string, args ...any) *sql.Row {
+	s.mu.Lock()
+	st := s.lookups[query]
+	if st == nil {
+		var err error
+		st, err = s.db.PrepareContext(ctx, query)
+		if err != nil {
+			s.mu.Unlock()
+			// The plain query reports the same error through its Row.
+			return s.db.QueryRowContext(ctx, query, args...)
+		}
+		if s.lookups == nil {
+			s.lookups = map[string]*sql.Stmt{}
+		}
+		s.lookups[query] = st
+	}
+	s.mu.Unlock()
+	return st.QueryRowContext(ctx, args...)
+}
+
+// lookups is a rowQuerier over Store.lookup.
+type lookups struct{ s *Store }
+
+func (l lookups) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return l.s.lookup(ctx, query, args...)
 }
 
 // timestamp returns the current time as stored: UTC, microseconds.
@@ -217,7 +254,7 @@ func (s *Store) ExperimentBySlug(ctx context.Context, slug string) (Experiment, 
 		// Never stored; and the PAD SPACE collation would match "x " to "x".
 		return Experiment{}, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)
 	}
-	e, err := scanExperiment(s.db.QueryRowContext(ctx,
+	e, err := scanExperiment(s.lookup(ctx,
 		"SELECT "+experimentColumns+" FROM experiments WHERE slug = ?", slug))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Experiment{}, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)

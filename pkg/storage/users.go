@@ -158,7 +158,7 @@ func (s *Store) UserByFirebaseUID(ctx context.Context, uid string) (User, error)
 	if validateUID(uid) != nil {
 		return User{}, fmt.Errorf("user by firebase uid: %w", ErrNotFound)
 	}
-	return s.userWhere(ctx, s.db, "by firebase uid", "firebase_uid = ?", uid)
+	return s.userWhere(ctx, lookups{s}, "by firebase uid", "firebase_uid = ?", uid)
 }
 
 // UserFilter selects a page of ListUsers.
