@@ -203,26 +203,58 @@ func (s *Store) ReadMeasures(ctx context.Context, q MeasureQuery) (MeasurePage, 
 	if err != nil {
 		return MeasurePage{}, fmt.Errorf("read measures: %w", err)
 	}
-	if err := q.validate(); err != nil {
-		return MeasurePage{}, fmt.Errorf("read measures: %w", err)
-	}
-	series, err := s.selectSeries(ctx, q.Selection, q.After.SeriesID)
+	out := make([]Measure, 0, limit)
+	next, err := s.EachMeasure(ctx, q, func(m Measure) error {
+		out = append(out, m)
+		return nil
+	})
 	if err != nil {
 		return MeasurePage{}, err
 	}
-	out := make([]Measure, 0, limit+1)
+	return MeasurePage{Measures: out, Next: next}, nil
+}
+
+// EachMeasure reads the page ReadMeasures returns, without holding it: fn
+// is called with each measure of the page, in the read order, as its row
+// arrives, and the page's Next key is returned (zero on the last page).
+// An error of fn stops the read and is returned as it is; queries are
+// checked as ReadMeasures checks them.
+func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure) error) (MeasureKey, error) {
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return MeasureKey{}, fmt.Errorf("read measures: %w", err)
+	}
+	if err := q.validate(); err != nil {
+		return MeasureKey{}, fmt.Errorf("read measures: %w", err)
+	}
+	series, err := s.selectSeries(ctx, q.Selection, q.After.SeriesID)
+	if err != nil {
+		return MeasureKey{}, err
+	}
+	var (
+		n          int
+		last, next MeasureKey
+		fnErr      error
+	)
+	// One row more than the page tells whether another page follows.
 	if _, _, err := s.scanMeasures(ctx, q.Selection, series, q.After, limit+1, func(m Measure) bool {
-		out = append(out, m)
+		if n == limit {
+			next = last
+			return false
+		}
+		if fnErr = fn(m); fnErr != nil {
+			return false
+		}
+		n++
+		last = m.Key()
 		return true
 	}); err != nil {
-		return MeasurePage{}, err
+		return MeasureKey{}, err
 	}
-	page := MeasurePage{Measures: out}
-	if len(out) > limit {
-		page.Measures = out[:limit]
-		page.Next = out[limit-1].Key()
+	if fnErr != nil {
+		return MeasureKey{}, fnErr
 	}
-	return page, nil
+	return next, nil
 }
 
 // StreamMeasures yields the measures of q in the read order, all of them
@@ -385,21 +417,29 @@ func (s *Store) queryMeasures(ctx context.Context, sel Selection, series []serie
 		return 0, false, fmt.Errorf("read measures: %w", err)
 	}
 	defer rows.Close()
+	// Scanned into variables that live across rows: Scan takes their
+	// addresses, so variables of the loop body would be allocated per row.
+	var (
+		seriesID int64
+		at       time.Time
+		value    float64
+		unit     sql.NullString
+		tags     []byte
+	)
 	for rows.Next() {
-		var (
-			m    Measure
-			unit sql.NullString
-			tags []byte
-		)
-		if err := rows.Scan(&m.SeriesID, &m.Time, &m.Value, &unit, &tags); err != nil {
+		if err := rows.Scan(&seriesID, &at, &value, &unit, &tags); err != nil {
 			return n, false, fmt.Errorf("read measures: %w", err)
 		}
-		m.Unit = unit.String
+		m := Measure{SeriesID: seriesID, Time: at, Value: value, Unit: unit.String}
 		if tags != nil {
-			if err := json.Unmarshal(tags, &m.Tags); err != nil {
+			// Into a map of its own: the address of m.Tags would move m to
+			// the heap, row after row.
+			var t map[string]string
+			if err := json.Unmarshal(tags, &t); err != nil {
 				return n, false, fmt.Errorf("read measures: tags of series %d at %s: %w",
 					m.SeriesID, m.Time.Format(time.RFC3339Nano), err)
 			}
+			m.Tags = t
 		}
 		m.Sensor = sensorOf(series, m.SeriesID)
 		n++

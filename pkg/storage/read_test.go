@@ -158,6 +158,31 @@ func TestReadMeasures(t *testing.T) {
 	}
 }
 
+// TestEachMeasureStops: an error of the callback ends the read at once and
+// comes back as it is; the rows before it were the page's first rows.
+func TestEachMeasureStops(t *testing.T) {
+	f := newReadFixture(t, 10, time.Second)
+	stop := errors.New("client gone")
+	var got []storage.Measure
+	next, err := f.s.EachMeasure(testCtx(t), storage.MeasureQuery{Selection: storage.Selection{ExperimentID: f.exp.ID}, Limit: 20},
+		func(m storage.Measure) error {
+			got = append(got, m)
+			if len(got) == 7 {
+				return stop
+			}
+			return nil
+		})
+	if err != stop {
+		t.Fatalf("error %v, want the callback's own", err)
+	}
+	if !next.IsZero() {
+		t.Errorf("next key %+v after a failed read", next)
+	}
+	if diff := gocmp.Diff(f.want(storage.Selection{ExperimentID: f.exp.ID})[:7], got); diff != "" {
+		t.Errorf("rows before the stop (-want +got):\n%s", diff)
+	}
+}
+
 func TestReadMeasuresCursorIsStable(t *testing.T) {
 	f := newReadFixture(t, 10, time.Second)
 	ctx := testCtx(t)

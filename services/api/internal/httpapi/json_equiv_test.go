@@ -2,14 +2,17 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"iter"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/mymonit/mymonit/pkg/storage"
 )
@@ -55,28 +58,45 @@ func measurePageJSON(t *testing.T, measures []storage.Measure, next string) *htt
 	return rec
 }
 
+// pageOf reads measures as one page whose next key is next.
+func pageOf(measures []storage.Measure, next storage.MeasureKey) eachMeasure {
+	return func(fn func(storage.Measure) error) (storage.MeasureKey, error) {
+		for _, m := range measures {
+			if err := fn(m); err != nil {
+				return storage.MeasureKey{}, err
+			}
+		}
+		return next, nil
+	}
+}
+
 func TestWriteMeasurePageEquiv(t *testing.T) {
-	nan := randomMeasures(3, 9)
-	nan[1].Value = math.NaN()
-	inf := randomMeasures(3, 10)
-	inf[2].Value = math.Inf(-1)
+	next := storage.MeasureKey{SeriesID: 3, Time: time.Unix(5, 0)}
 	tests := []struct {
 		name     string
 		measures []storage.Measure
-		next     string
+		next     storage.MeasureKey
 	}{
-		{"empty", []storage.Measure{}, ""},
-		{"one", randomMeasures(1, 1), ""},
-		{"page with a cursor", randomMeasures(1000, 2), encodeMeasureCursor(cursorMeasures, storage.MeasureKey{SeriesID: 3, Time: time.Unix(5, 0)})},
-		{"largest page", randomMeasures(storage.MaxReadLimit, 3), "bTo5OjEyMzQ"},
-		{"NaN (encoding/json's error)", nan, ""},
-		{"Inf (encoding/json's error)", inf, ""},
+		{"empty", []storage.Measure{}, storage.MeasureKey{}},
+		{"one", randomMeasures(1, 1), storage.MeasureKey{}},
+		{"page with a cursor", randomMeasures(1000, 2), next},
+		{"largest page", randomMeasures(storage.MaxReadLimit, 3), next},
 	}
+	s := &Server{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := measurePageJSON(t, tt.measures, tt.next)
+			cursor := ""
+			if !tt.next.IsZero() {
+				cursor = encodeMeasureCursor(cursorMeasures, tt.next)
+			}
+			want := measurePageJSON(t, tt.measures, cursor)
+			if !bytes.HasPrefix(want.Body.Bytes(), []byte(`{"measures":[`)) {
+				t.Fatalf("reference body %.40q is not a page", want.Body.String())
+			}
 			got := httptest.NewRecorder()
-			writeMeasurePage(got, tt.measures, tt.next)
+			if err := s.writeMeasurePage(got, httptest.NewRequest(http.MethodGet, "/", nil), pageOf(tt.measures, tt.next)); err != nil {
+				t.Fatal(err)
+			}
 			if got.Code != want.Code {
 				t.Errorf("status %d, want %d", got.Code, want.Code)
 			}
@@ -93,10 +113,61 @@ func TestWriteMeasurePageEquiv(t *testing.T) {
 				t.Fatalf("bodies differ at byte %d of %d/%d:\n got …%q\nwant …%q", i, len(g), len(w),
 					g[max(0, i-80):min(len(g), i+80)], w[max(0, i-80):min(len(w), i+80)])
 			}
-			if !bytes.HasPrefix(want.Body.Bytes(), []byte(`{"measures":[`)) && !slices.ContainsFunc(tt.measures, func(m storage.Measure) bool {
-				return math.IsNaN(m.Value) || math.IsInf(m.Value, 0)
-			}) {
-				t.Errorf("reference body %.40q is not a page", want.Body.String())
+		})
+	}
+}
+
+// TestWriteMeasurePageErrors: a failure before the first write is returned
+// for the problem document, with nothing written; one after it aborts the
+// response, whose body is then a cut page.
+func TestWriteMeasurePageErrors(t *testing.T) {
+	nan := randomMeasures(3, 9)
+	nan[1].Value = math.NaN()
+	inf := randomMeasures(3, 10)
+	inf[2].Value = math.Inf(-1)
+	lateInf := randomMeasures(storage.MaxReadLimit, 11)
+	lateInf[len(lateInf)-1].Value = math.Inf(1)
+	failing := errors.New("connection lost")
+	lateFail := func(fn func(storage.Measure) error) (storage.MeasureKey, error) {
+		if _, err := pageOf(randomMeasures(2000, 12), storage.MeasureKey{})(fn); err != nil {
+			return storage.MeasureKey{}, err
+		}
+		return storage.MeasureKey{}, failing
+	}
+	tests := []struct {
+		name    string
+		each    eachMeasure
+		want    error // wanted in the chain; nil: any
+		started bool
+	}{
+		{"NaN", pageOf(nan, storage.MeasureKey{}), nil, false},
+		{"-Inf", pageOf(inf, storage.MeasureKey{}), nil, false},
+		{"Inf after the first write", pageOf(lateInf, storage.MeasureKey{}), errClientGone, true},
+		{"read error at once", func(func(storage.Measure) error) (storage.MeasureKey, error) {
+			return storage.MeasureKey{}, failing
+		}, failing, false},
+		{"read error after the first write", lateFail, failing, true},
+	}
+	s := &Server{log: zap.NewNop()}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			err := s.writeMeasurePage(rec, httptest.NewRequest(http.MethodGet, "/", nil), tt.each)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error %v, want %v in its chain", err, tt.want)
+			}
+			if tt.started {
+				if !errors.Is(err, errClientGone) {
+					t.Errorf("error %v after the first write does not keep the error mapper from writing", err)
+				}
+				if rec.Body.Len() < jsonChunk || json.Valid(rec.Body.Bytes()) {
+					t.Errorf("body of %d bytes: want a cut page of at least %d", rec.Body.Len(), jsonChunk)
+				}
+			} else if rec.Body.Len() > 0 || len(rec.Header()) > 0 {
+				t.Errorf("wrote %d bytes and headers %v before failing", rec.Body.Len(), rec.Header())
 			}
 		})
 	}

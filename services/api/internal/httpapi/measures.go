@@ -414,16 +414,10 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	default:
-		page, err := s.store.ReadMeasures(r.Context(), storage.MeasureQuery{Selection: sel, After: q.after, Limit: q.limit})
-		if err != nil {
-			return err
-		}
-		next := ""
-		if !page.Next.IsZero() {
-			next = encodeMeasureCursor(cursorMeasures, page.Next)
-		}
-		writeMeasurePage(w, page.Measures, next)
-		return nil
+		mq := storage.MeasureQuery{Selection: sel, After: q.after, Limit: q.limit}
+		return s.writeMeasurePage(w, r, func(fn func(storage.Measure) error) (storage.MeasureKey, error) {
+			return s.store.EachMeasure(r.Context(), mq, fn)
+		})
 	}
 }
 
@@ -431,46 +425,70 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 // out: the page goes out through one buffer of about this size.
 const jsonChunk = 32 << 10
 
-// writeMeasurePage writes a measurePage as writeJSON would, byte for byte,
-// without building it: each measure is appended to one reused buffer,
-// written out every jsonChunk bytes. A page holding a value JSON cannot
-// carry (NaN, ±Inf; the database stores none) goes through writeJSON.
-func writeMeasurePage(w http.ResponseWriter, measures []storage.Measure, next string) {
-	for _, m := range measures {
-		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
-			out := measurePage{Measures: make([]apiMeasure, len(measures)), NextCursor: next}
-			for i, m := range measures {
-				out.Measures[i] = measureToAPI(m)
-			}
-			writeJSON(w, http.StatusOK, out)
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+// eachMeasure reads a page of measures as storage.Store.EachMeasure does.
+type eachMeasure func(fn func(storage.Measure) error) (next storage.MeasureKey, err error)
+
+// writeMeasurePage writes the page each reads as writeJSON writes a measurePage,
+// byte for byte, while its rows arrive: each measure is appended to one
+// reused buffer, written out every jsonChunk bytes, so the page is never
+// held and its first bytes travel while the database still sends the
+// rest. An error before the first write is returned as usual (a problem
+// document); after it, the connection is aborted (abortStream), so a
+// client never takes a cut page for a whole one. A value JSON cannot carry
+// (NaN, ±Inf; the database stores none) is such an error.
+func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each eachMeasure) error {
+	rc := http.NewResponseController(w)
+	// The stall deadline of the CSV streams.
+	_ = rc.SetWriteDeadline(time.Now().Add(csvStallTimeout))
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	buf := make([]byte, 0, jsonChunk+4<<10)
 	buf = append(buf, `{"measures":[`...)
-	for i, m := range measures {
-		if i > 0 {
+	started, rows := false, 0
+	send := func() error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		buf = buf[:0]
+		return nil
+	}
+	next, err := each(func(m storage.Measure) error {
+		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			return fmt.Errorf("measure of sensor %q at %s holds %v, which JSON cannot carry",
+				m.Sensor, formatTime(m.Time), m.Value)
+		}
+		if rows > 0 {
 			buf = append(buf, ',')
 		}
 		buf = appendMeasureJSON(buf, m)
+		rows++
 		if len(buf) >= jsonChunk {
-			if _, err := w.Write(buf); err != nil {
-				return // the client is gone, as with writeJSON
-			}
-			buf = buf[:0]
+			return send()
 		}
+		return nil
+	})
+	switch {
+	case err == nil:
+	case !started:
+		return err
+	case errors.Is(err, errClientGone):
+		return err
+	default:
+		return s.abortStream(w, r, rows, err)
 	}
 	buf = append(buf, ']')
-	if next != "" {
+	if !next.IsZero() {
 		buf = append(buf, `,"next_cursor":`...)
-		buf = appendJSONString(buf, next)
+		buf = appendJSONString(buf, encodeMeasureCursor(cursorMeasures, next))
 	}
 	buf = append(buf, "}\n"...)
-	_, _ = w.Write(buf)
+	return send()
 }
 
 // appendMeasureJSON appends measureToAPI(m) as encoding/json writes it.
@@ -739,10 +757,10 @@ func flushCSV(cw *csv.Writer, rc *http.ResponseController) error {
 	return rc.Flush()
 }
 
-// abortStream ends a CSV response that failed half way: it logs the cause
-// (the one place it is handled) and closes the connection without the
-// terminating chunk, so the client cannot take the partial file for a
-// whole one. The returned error marks the request failed for the audit
+// abortStream ends a streamed response (CSV, or a JSON page) that failed
+// half way: it logs the cause (the one place it is handled) and closes the
+// connection without the terminating chunk, so the client cannot take the
+// partial body for a whole one. The returned error marks the request failed for the audit
 // event and keeps the error mapper from writing into the body.
 func (s *Server) abortStream(w http.ResponseWriter, r *http.Request, rows int, cause error) error {
 	info := infoOf(r.Context())
