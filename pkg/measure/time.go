@@ -136,28 +136,34 @@ func AppendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()
-	b = appendDigits(b, year, 4)
+	micro := t.Nanosecond() / 1000
+	b = append2(b, year/100)
+	b = append2(b, year%100)
 	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
+	b = append2(b, int(month))
 	b = append(b, '-')
-	b = appendDigits(b, day, 2)
+	b = append2(b, day)
 	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
+	b = append2(b, hour)
 	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
+	b = append2(b, minute)
 	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
+	b = append2(b, sec)
 	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	b = append2(b, micro/10000)
+	b = append2(b, micro/100%100)
+	b = append2(b, micro%100)
 	return append(b, 'Z')
 }
 
-// appendDigits appends the n lowest decimal digits of v, zero padded.
-func appendDigits(b []byte, v, n int) []byte {
-	var buf [8]byte
-	for i := n - 1; i >= 0; i-- {
-		buf[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return append(b, buf[:n]...)
+// twoDigits holds 00 to 99, two bytes each.
+const twoDigits = "0001020304050607080910111213141516171819" +
+	"2021222324252627282930313233343536373839" +
+	"4041424344454647484950515253545556575859" +
+	"6061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// append2 appends v (0-99) as two decimal digits.
+func append2(b []byte, v int) []byte {
+	return append(b, twoDigits[2*v], twoDigits[2*v+1])
 }

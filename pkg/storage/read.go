@@ -315,7 +315,11 @@ type seriesName struct {
 func (s *Store) selectSeries(ctx context.Context, sel Selection, fromID int64) ([]seriesName, error) {
 	var out []seriesName
 	scan := func(q string, args ...any) error {
-		rows, err := s.db.QueryContext(ctx, q, args...)
+		query := s.db.QueryContext
+		if len(args) <= 3 {
+			query = s.queryFixed // all the series, or one sensor's
+		}
+		rows, err := query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -412,7 +416,11 @@ func (s *Store) queryMeasures(ctx context.Context, sel Selection, series []serie
 	q.WriteString(" ORDER BY series_id, `time` LIMIT ?")
 	args = append(args, limit)
 
-	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	query := s.db.QueryContext
+	if len(series) == 1 {
+		query = s.queryFixed // one of four texts
+	}
+	rows, err := query(ctx, q.String(), args...)
 	if err != nil {
 		return 0, false, fmt.Errorf("read measures: %w", err)
 	}

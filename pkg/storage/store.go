@@ -55,7 +55,7 @@ type Store struct {
 
 	mu         sync.Mutex
 	upsertStmt *sql.Stmt            // prepared lazily for chunkRows rows
-	lookups    map[string]*sql.Stmt // the fixed lookups of every request, prepared once
+	stmts      map[string]*sql.Stmt // statements of fixed text, prepared once (prepared)
 }
 
 // NewStore returns a Store over p.DB.
@@ -93,36 +93,52 @@ func (s *Store) Close() error {
 		errs = append(errs, s.upsertStmt.Close())
 		s.upsertStmt = nil
 	}
-	for q, st := range s.lookups {
+	for q, st := range s.stmts {
 		errs = append(errs, st.Close())
-		delete(s.lookups, q)
+		delete(s.stmts, q)
 	}
 	return errors.Join(errs...)
 }
 
-// lookup runs one of the store's fixed single-row lookups (the same text
-// every time) through a statement prepared once: database/sql then
-// prepares it once per connection and reuses it, where a plain query costs
-// a prepare, an execute and a close on every call. The API sends these on
-// every request (user, experiment, membership).
-func (s *Store) lookup(ctx context.Context, query string, args ...any) *sql.Row {
+// prepared returns the statement of a fixed query text (one of a small
+// set, never text built from values), prepared once: database/sql then
+// prepares it once per connection and reuses it, where a plain query
+// costs a prepare, an execute and a close on every call. It returns nil
+// when the statement cannot be prepared; the caller then sends the query
+// plainly, which reports the error.
+func (s *Store) prepared(ctx context.Context, query string) *sql.Stmt {
 	s.mu.Lock()
-	st := s.lookups[query]
-	if st == nil {
-		var err error
-		st, err = s.db.PrepareContext(ctx, query)
-		if err != nil {
-			s.mu.Unlock()
-			// The plain query reports the same error through its Row.
-			return s.db.QueryRowContext(ctx, query, args...)
-		}
-		if s.lookups == nil {
-			s.lookups = map[string]*sql.Stmt{}
-		}
-		s.lookups[query] = st
+	defer s.mu.Unlock()
+	if st := s.stmts[query]; st != nil {
+		return st
 	}
-	s.mu.Unlock()
-	return st.QueryRowContext(ctx, args...)
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st
+}
+
+// lookup runs one of the store's fixed single-row lookups (user,
+// experiment, membership: the API sends them on every request) through
+// its prepared statement.
+func (s *Store) lookup(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, query, args...)
+}
+
+// queryFixed runs a query of fixed text through its prepared statement.
+func (s *Store) queryFixed(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, query, args...)
 }
 
 // lookups is a rowQuerier over Store.lookup.
@@ -263,6 +279,31 @@ func (s *Store) ExperimentBySlug(ctx context.Context, slug string) (Experiment, 
 		return Experiment{}, fmt.Errorf("experiment %q: %w", slug, err)
 	}
 	return e, nil
+}
+
+// ExperimentForUser returns the experiment with the slug, as
+// ExperimentBySlug does, and whether the user is one of its members, in
+// one statement: the API asks both on every experiment request of a
+// scientist.
+func (s *Store) ExperimentForUser(ctx context.Context, slug string, userID int64) (Experiment, bool, error) {
+	if validateSlug(slug) != nil {
+		return Experiment{}, false, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)
+	}
+	var (
+		e      Experiment
+		member bool
+	)
+	err := s.lookup(ctx, "SELECT e.id, e.slug, e.name, e.description, e.created_at, e.updated_at, "+
+		"EXISTS (SELECT 1 FROM memberships m WHERE m.experiment_id = e.id AND m.user_id = ?) "+
+		"FROM experiments e WHERE e.slug = ?", userID, slug).
+		Scan(&e.ID, &e.Slug, &e.Name, &e.Description, &e.CreatedAt, &e.UpdatedAt, &member)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Experiment{}, false, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)
+	}
+	if err != nil {
+		return Experiment{}, false, fmt.Errorf("experiment %q for user %d: %w", slug, userID, err)
+	}
+	return e, member, nil
 }
 
 // ListExperiments returns all experiments ordered by slug.

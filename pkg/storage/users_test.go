@@ -237,6 +237,29 @@ func TestMemberships(t *testing.T) {
 			t.Errorf("IsMember(%d, %d) = %v, %v; want %v", c.exp, c.user, got, err, c.want)
 		}
 	}
+	for _, c := range []struct {
+		slug   string
+		user   int64
+		want   storage.Experiment
+		member bool
+		err    error
+	}{
+		{"exp-a", u1.ID, a, true, nil},
+		{"exp-a", u2.ID, a, false, nil},
+		{"exp-b", u1.ID, b, true, nil},
+		{"exp-b", 999999, b, false, nil},
+		{"exp-c", u1.ID, storage.Experiment{}, false, storage.ErrNotFound},
+		{"exp-a ", u1.ID, storage.Experiment{}, false, storage.ErrNotFound}, // PAD SPACE would match exp-a
+	} {
+		e, member, err := s.ExperimentForUser(ctx, c.slug, c.user)
+		if !errors.Is(err, c.err) || (c.err == nil && err != nil) {
+			t.Errorf("ExperimentForUser(%q, %d): err = %v, want %v", c.slug, c.user, err, c.err)
+			continue
+		}
+		if member != c.member || !cmp.Equal(e, c.want) {
+			t.Errorf("ExperimentForUser(%q, %d) = %+v, %v; want %+v, %v", c.slug, c.user, e, member, c.want, c.member)
+		}
+	}
 }
 
 func TestMembershipRevocations(t *testing.T) {

@@ -240,21 +240,23 @@ func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
 		return storage.Experiment{}, err
 	}
 	infoOf(r.Context()).experiment = slug
-	e, err := s.store.ExperimentBySlug(r.Context(), slug)
+	var (
+		e      storage.Experiment
+		member = true
+	)
+	if u := caller(r); u.Role == storage.RoleScientist {
+		e, member, err = s.store.ExperimentForUser(r.Context(), slug, u.ID)
+	} else {
+		e, err = s.store.ExperimentBySlug(r.Context(), slug)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Experiment{}, experimentNotFound(slug)
 	}
 	if err != nil {
 		return storage.Experiment{}, err
 	}
-	if u := caller(r); u.Role == storage.RoleScientist {
-		ok, err := s.store.IsMember(r.Context(), e.ID, u.ID)
-		if err != nil {
-			return storage.Experiment{}, err
-		}
-		if !ok {
-			return storage.Experiment{}, s.notMember(r, e)
-		}
+	if !member {
+		return storage.Experiment{}, s.notMember(r, e)
 	}
 	return e, nil
 }

@@ -444,6 +444,10 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 	buf := make([]byte, 0, jsonChunk+4<<10)
 	buf = append(buf, `{"measures":[`...)
 	started, rows := false, 0
+	var (
+		head       []byte
+		headSensor string
+	)
 	send := func() error {
 		if !started {
 			started = true
@@ -466,7 +470,11 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 		if rows > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendMeasureJSON(buf, m)
+		// A page holds long runs of one sensor: its head is encoded once.
+		if m.Sensor != headSensor || head == nil {
+			head, headSensor = appendMeasureJSONHead(head[:0], m.Sensor), m.Sensor
+		}
+		buf = appendMeasureJSONAfter(append(buf, head...), m)
 		rows++
 		if len(buf) >= jsonChunk {
 			return send()
@@ -493,9 +501,19 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 
 // appendMeasureJSON appends measureToAPI(m) as encoding/json writes it.
 func appendMeasureJSON(b []byte, m storage.Measure) []byte {
+	return appendMeasureJSONAfter(appendMeasureJSONHead(b, m.Sensor), m)
+}
+
+// appendMeasureJSONHead appends the start of a measure of the sensor, the
+// same for every measure of the sensor: {"sensor":"…","time":"
+func appendMeasureJSONHead(b []byte, sensor string) []byte {
 	b = append(b, `{"sensor":`...)
-	b = appendJSONString(b, m.Sensor)
-	b = append(b, `,"time":"`...)
+	b = appendJSONString(b, sensor)
+	return append(b, `,"time":"`...)
+}
+
+// appendMeasureJSONAfter appends the rest of m after its head.
+func appendMeasureJSONAfter(b []byte, m storage.Measure) []byte {
 	b = measure.AppendTime(b, m.Time)
 	b = append(b, `","value":`...)
 	b = appendJSONFloat(b, m.Value)
