@@ -227,17 +227,12 @@ func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure
 	if err := q.validate(); err != nil {
 		return MeasureKey{}, fmt.Errorf("read measures: %w", err)
 	}
-	series, err := s.selectSeries(ctx, q.Selection, q.After.SeriesID)
-	if err != nil {
-		return MeasureKey{}, err
-	}
 	var (
 		n          int
 		last, next MeasureKey
 		fnErr      error
 	)
-	// One row more than the page tells whether another page follows.
-	if _, _, err := s.scanMeasures(ctx, q.Selection, series, q.After, limit+1, func(m Measure) bool {
+	yield := func(m Measure) bool {
 		if n == limit {
 			next = last
 			return false
@@ -248,7 +243,17 @@ func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure
 		n++
 		last = m.Key()
 		return true
-	}); err != nil {
+	}
+	// One row more than the page tells whether another page follows.
+	if sel := q.Selection; len(sel.Sensors) > 0 && !slices.ContainsFunc(sel.Sensors, func(n string) bool { return n != sel.Sensors[0] }) {
+		_, _, err = s.queryOneSensor(ctx, sel, q.After, limit+1, yield)
+	} else {
+		var series []seriesName
+		if series, err = s.selectSeries(ctx, sel, q.After.SeriesID); err == nil {
+			_, _, err = s.scanMeasures(ctx, sel, series, q.After, limit+1, yield)
+		}
+	}
+	if err != nil {
 		return MeasureKey{}, err
 	}
 	if fnErr != nil {
@@ -405,14 +410,7 @@ func (s *Store) queryMeasures(ctx context.Context, sel Selection, series []serie
 	if !after.IsZero() {
 		lo = max(lo, after.UnixMicro()+1)
 	}
-	if lo > minReadMicros {
-		q.WriteString(" AND `time` >= ?")
-		args = append(args, time.UnixMicro(lo).UTC())
-	}
-	if hi < maxReadMicros {
-		q.WriteString(" AND `time` < ?")
-		args = append(args, time.UnixMicro(hi).UTC())
-	}
+	args = timeBounds(&q, args, "`time`", lo, hi)
 	q.WriteString(" ORDER BY series_id, `time` LIMIT ?")
 	args = append(args, limit)
 
@@ -424,21 +422,74 @@ func (s *Store) queryMeasures(ctx context.Context, sel Selection, series []serie
 	if err != nil {
 		return 0, false, fmt.Errorf("read measures: %w", err)
 	}
+	return yieldMeasures(rows, func(id int64) string { return sensorOf(series, id) }, yield)
+}
+
+// queryOneSensor is scanMeasures for a selection of one sensor, without
+// selectSeries: the statement finds the series itself (one row of a
+// unique key, which the planner reads first, as a constant), a round
+// trip less for the API's most common read.
+func (s *Store) queryOneSensor(ctx context.Context, sel Selection, after MeasureKey,
+	limit int, yield func(Measure) bool) (n int, stopped bool, err error) {
+	var q strings.Builder
+	sensor := sel.Sensors[0]
+	args := make([]any, 0, 7)
+	q.WriteString("SELECT m.series_id, m.`time`, m.value, m.unit, m.tags FROM series s JOIN measures m ON m.series_id = s.id " +
+		"WHERE s.experiment_id = ? AND s.sensor = ?")
+	args = append(args, sel.ExperimentID, []byte(sensor))
+	if !after.IsZero() {
+		// After the key: a later series, or the key's series after its time.
+		q.WriteString(" AND s.id >= ? AND (s.id > ? OR m.`time` >= ?)")
+		args = append(args, after.SeriesID, after.SeriesID, time.UnixMicro(after.Time.UnixMicro()+1).UTC())
+	}
+	lo, hi := sel.bounds()
+	args = timeBounds(&q, args, "m.`time`", lo, hi)
+	q.WriteString(" ORDER BY m.series_id, m.`time` LIMIT ?")
+	args = append(args, limit)
+	rows, err := s.queryFixed(ctx, q.String(), args...) // one of eight texts
+	if err != nil {
+		return 0, false, fmt.Errorf("read measures: %w", err)
+	}
+	return yieldMeasures(rows, func(int64) string { return sensor }, yield)
+}
+
+// timeBounds adds the conditions of the time range [lo, hi) on the column,
+// leaving out the bounds of the whole schema range.
+func timeBounds(q *strings.Builder, args []any, column string, lo, hi int64) []any {
+	if lo > minReadMicros {
+		q.WriteString(" AND " + column + " >= ?")
+		args = append(args, time.UnixMicro(lo).UTC())
+	}
+	if hi < maxReadMicros {
+		q.WriteString(" AND " + column + " < ?")
+		args = append(args, time.UnixMicro(hi).UTC())
+	}
+	return args
+}
+
+// yieldMeasures scans measure rows (series id, time, value, unit, tags),
+// naming their sensors by id, and yields them; it closes the rows.
+func yieldMeasures(rows *sql.Rows, sensor func(id int64) string, yield func(Measure) bool) (n int, stopped bool, err error) {
 	defer rows.Close()
 	// Scanned into variables that live across rows: Scan takes their
 	// addresses, so variables of the loop body would be allocated per row.
+	// The unit's bytes are compared with the last unit's, so that a run of
+	// one unit shares one string.
 	var (
-		seriesID int64
-		at       time.Time
-		value    float64
-		unit     sql.NullString
-		tags     []byte
+		seriesID   int64
+		at         time.Time
+		value      float64
+		unit, tags sql.RawBytes
+		lastUnit   string
 	)
 	for rows.Next() {
 		if err := rows.Scan(&seriesID, &at, &value, &unit, &tags); err != nil {
 			return n, false, fmt.Errorf("read measures: %w", err)
 		}
-		m := Measure{SeriesID: seriesID, Time: at, Value: value, Unit: unit.String}
+		if string(unit) != lastUnit {
+			lastUnit = string(unit)
+		}
+		m := Measure{SeriesID: seriesID, Time: at, Value: value, Unit: lastUnit}
 		if tags != nil {
 			// Into a map of its own: the address of m.Tags would move m to
 			// the heap, row after row.
@@ -449,7 +500,7 @@ func (s *Store) queryMeasures(ctx context.Context, sel Selection, series []serie
 			}
 			m.Tags = t
 		}
-		m.Sensor = sensorOf(series, m.SeriesID)
+		m.Sensor = sensor(m.SeriesID)
 		n++
 		if !yield(m) {
 			return n, true, nil

@@ -129,6 +129,9 @@ func TestReadMeasures(t *testing.T) {
 		{"all, pages that divide the rows", storage.Selection{ExperimentID: exp}, 25},
 		{"one sensor", storage.Selection{ExperimentID: exp, Sensors: []string{"b"}}, 4},
 		{"two sensors, repeated", storage.Selection{ExperimentID: exp, Sensors: []string{"c", "a", "c"}}, 10},
+		{"one sensor, repeated", storage.Selection{ExperimentID: exp, Sensors: []string{"c", "c"}}, 6},
+		{"one sensor, from and to", storage.Selection{ExperimentID: exp, Sensors: []string{"a"},
+			From: readT0.Add(3 * time.Second), To: readT0.Add(11 * time.Second)}, 3},
 		{"unknown sensor", storage.Selection{ExperimentID: exp, Sensors: []string{"nope"}}, 0},
 		{"sensor of another experiment only", storage.Selection{ExperimentID: exp, Sensors: []string{"A"}}, 0},
 		{"sensor without measures", storage.Selection{ExperimentID: exp, Sensors: []string{"empty"}}, 0},
@@ -153,6 +156,38 @@ func TestReadMeasures(t *testing.T) {
 			limit := cmp.Or(tt.limit, storage.DefaultReadLimit)
 			if wantPages := max(1, (len(want)+limit-1)/limit); pages != wantPages {
 				t.Errorf("%d pages, want %d", pages, wantPages)
+			}
+		})
+	}
+}
+
+// TestReadOneSensorAfterOtherSeries: a cursor of another series (an
+// earlier or a later one, as a client may send when it narrows its sensors
+// between pages) resumes in the read order: every row of a later series,
+// none of an earlier one.
+func TestReadOneSensorAfterOtherSeries(t *testing.T) {
+	f := newReadFixture(t, 10, time.Second)
+	ctx := testCtx(t)
+	sel := storage.Selection{ExperimentID: f.exp.ID, Sensors: []string{"b"}}
+	all := f.want(sel)
+	tests := []struct {
+		name  string
+		after storage.MeasureKey
+		want  []storage.Measure
+	}{
+		{"after a row of an earlier series", storage.MeasureKey{SeriesID: f.ids["a"], Time: readT0.Add(time.Hour)}, all},
+		{"after a row of a later series", storage.MeasureKey{SeriesID: f.ids["c"], Time: readT0.Add(-time.Hour)}, nil},
+		{"after its own fourth row", all[3].Key(), all[4:]},
+		{"between two of its rows", storage.MeasureKey{SeriesID: f.ids["b"], Time: all[3].Time.Add(time.Microsecond)}, all[4:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := f.s.ReadMeasures(ctx, storage.MeasureQuery{Selection: sel, After: tt.after, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := gocmp.Diff(tt.want, p.Measures, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -51,8 +51,9 @@
 //     one of 8 sensors (the middle of its points), limit=-points: the API
 //     (GET /v1/experiments/apibench/measures?sensor=&from=&to=&limit=, JSON,
 //     body read to the end), storage.Store.ReadMeasures (no HTTP), and the
-//     statement ReadMeasures runs for the rows, sent directly through
-//     database/sql with the same driver settings and scanned into values.
+//     rows of the series read directly by its id (the statement
+//     ReadMeasures runs, less the lookup of the series by name), through
+//     database/sql with the same driver settings, scanned into values.
 //     The first call of each variant per round checks the row count.
 //   - export: -export-rows rows (2,000,000: a time window over every
 //     sensor) as CSV through the API (Accept: text/csv), lines counted by

@@ -13,9 +13,11 @@ import (
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
-// rangeSQL is the statement storage.Store.ReadMeasures runs for the rows of
-// one sensor between two times (pkg/storage/read.go, queryMeasures): the
-// direct baseline sends the same text with the same arguments.
+// rangeSQL is the direct baseline: the rows of one series between two
+// times, its id known beforehand. storage.Store.ReadMeasures of one sensor
+// runs this statement with the series found by its name in the same
+// statement (pkg/storage/read.go, queryOneSensor), a join this baseline is
+// spared.
 const rangeSQL = "SELECT series_id, `time`, value, unit, tags FROM measures WHERE series_id = ? AND `time` >= ? AND `time` < ? ORDER BY series_id, `time` LIMIT ?"
 
 // rangeSensors is how many sensors the range queries cycle through.
@@ -190,12 +192,11 @@ func scanMeasures(ctx context.Context, db *sql.DB, query string, args ...any) (i
 	}
 	defer rows.Close()
 	var (
-		n      int
-		series int64
-		t      time.Time
-		value  float64
-		unit   sql.NullString
-		tags   []byte
+		n          int
+		series     int64
+		t          time.Time
+		value      float64
+		unit, tags sql.RawBytes // as the store scans them
 	)
 	for rows.Next() {
 		if err := rows.Scan(&series, &t, &value, &unit, &tags); err != nil {
