@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 )
 
 // Encode validates the measures and encodes them as a batch message,
@@ -77,7 +75,7 @@ func appendMeasure(b []byte, m Measure) []byte {
 	b = append(b, `,"time":"`...)
 	b = AppendTime(b, m.Time)
 	b = append(b, `","value":`...)
-	b = appendFloat(b, m.Value)
+	b = AppendFloat(b, m.Value)
 	if m.Unit != "" {
 		b = append(b, `,"unit":`...)
 		b = appendString(b, m.Unit)
@@ -100,24 +98,6 @@ func appendMeasure(b []byte, m Measure) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-// appendFloat appends a finite float the way encoding/json writes it: the
-// shortest text that reads back to the same float64.
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// Clean up e-09 to e-9.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 // appendString appends s as a JSON string. s is valid UTF-8 (validated

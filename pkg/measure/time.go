@@ -156,12 +156,67 @@ func AppendTime(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
+// TimeWriter appends times as AppendTime does, faster for a run of times
+// of one day (a sensor's measures, read in time order): it keeps the date
+// of the last time and works out only the time of day of the next. The
+// zero value is ready to use; a TimeWriter is not safe for concurrent use.
+type TimeWriter struct {
+	day  int64    // days since 1970-01-01 of date
+	date [11]byte // 2006-01-02T
+	ok   bool     // date holds day
+}
+
+// Append appends t as AppendTime does.
+func (w *TimeWriter) Append(b []byte, t time.Time) []byte {
+	us := t.UnixMicro()
+	sec := floorDiv(us, 1_000_000)
+	micro := int(us - sec*1_000_000)
+	day := floorDiv(sec, 86400)
+	sod := int(sec - day*86400)
+	if !w.ok || day != w.day {
+		year, month, d := t.UTC().Date()
+		put2(w.date[0:], year/100)
+		put2(w.date[2:], year%100)
+		w.date[4] = '-'
+		put2(w.date[5:], int(month))
+		w.date[7] = '-'
+		put2(w.date[8:], d)
+		w.date[10] = 'T'
+		w.day, w.ok = day, true
+	}
+	b = append(b, w.date[:]...)
+	b = append2(b, sod/3600)
+	b = append(b, ':')
+	b = append2(b, sod/60%60)
+	b = append(b, ':')
+	b = append2(b, sod%60)
+	b = append(b, '.')
+	b = append2(b, micro/10000)
+	b = append2(b, micro/100%100)
+	b = append2(b, micro%100)
+	return append(b, 'Z')
+}
+
+// floorDiv is a / b rounded toward minus infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
 // twoDigits holds 00 to 99, two bytes each.
 const twoDigits = "0001020304050607080910111213141516171819" +
 	"2021222324252627282930313233343536373839" +
 	"4041424344454647484950515253545556575859" +
 	"6061626364656667686970717273747576777879" +
 	"8081828384858687888990919293949596979899"
+
+// put2 writes v (0-99) as two decimal digits at the start of dst.
+func put2(dst []byte, v int) {
+	dst[0], dst[1] = twoDigits[2*v], twoDigits[2*v+1]
+}
 
 // append2 appends v (0-99) as two decimal digits.
 func append2(b []byte, v int) []byte {

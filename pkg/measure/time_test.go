@@ -31,3 +31,33 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeWriter compares TimeWriter with AppendTime over runs of times:
+// steps within a day, across midnight, backwards, and before 1970.
+func TestTimeWriter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	lo := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	hi := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+	var w measure.TimeWriter
+	us := time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC).UnixMicro()
+	for i := range 200_000 {
+		switch i % 4 {
+		case 0:
+			us += rng.Int64N(2_000_000) // within the second or the next
+		case 1:
+			us += rng.Int64N(3_600_000_000) // up to an hour on
+		case 2:
+			us -= rng.Int64N(90_000_000_000) // back, maybe to the day before
+		default:
+			if rng.IntN(50) == 0 {
+				us = lo + rng.Int64N(hi-lo) // anywhere
+			}
+		}
+		us = min(max(us, lo), hi)
+		tm := time.UnixMicro(us).In(time.FixedZone("", 3600*(rng.IntN(25)-12)))
+		want := measure.AppendTime([]byte("x"), tm)
+		if got := w.Append([]byte("x"), tm); string(got) != string(want) {
+			t.Fatalf("step %d: Append(%v) = %q, want %q", i, tm, got, want)
+		}
+	}
+}

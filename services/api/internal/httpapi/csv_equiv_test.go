@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
@@ -14,6 +15,7 @@ func TestAppendMeasureCSVEquiv(t *testing.T) {
 	sensors := []string{"a", "hv/module-12/current", "with,comma", `q"uote`, " lead", "\tt", `\.`, "nl\nx", "cr\rx", "é ü", "x "}
 	units := []string{"", "V", "a,b", " u"}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var tw measure.TimeWriter
 	for i := range 20000 {
 		m := storage.Measure{
 			Sensor: sensors[i%len(sensors)],
@@ -28,7 +30,7 @@ func TestAppendMeasureCSVEquiv(t *testing.T) {
 		cw := csv.NewWriter(&want)
 		_ = cw.Write(measureRecord(m, nil))
 		cw.Flush()
-		if got := appendMeasureCSV(nil, m); string(got) != want.String() {
+		if got := appendMeasureCSV(nil, m, &tw); string(got) != want.String() {
 			t.Fatalf("%+v:\n got %q\nwant %q", m, got, want.String())
 		}
 	}

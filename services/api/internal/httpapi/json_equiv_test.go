@@ -24,7 +24,7 @@ func randomMeasures(n int, seed uint64) []storage.Measure {
 		"nl\nx", "cr\rx", "é ü", "x ", "<b>&amp;</b>", "ctl\x01\x1f\x7f", "bad\xffutf8", "ls\u2028ps\u2029", ""}
 	units := []string{"", "V", "a,b", " u", "°C", "<"}
 	values := []float64{0, math.Copysign(0, -1), 1.25, -3e-9, 1e-7, 1e22, 1e21, 999999999999999999999, 1e-6, -5e-324,
-		math.MaxFloat64, 123456789.125, 21.5}
+		math.MaxFloat64, 123456789.125, 21.5, 20.31, -0.05, 1234.5678, 0.000001, 3e-7}
 	rng := rand.New(rand.NewPCG(seed, 2))
 	out := make([]storage.Measure, n)
 	for i := range out {
@@ -42,6 +42,19 @@ func randomMeasures(n int, seed uint64) []storage.Measure {
 			m.Tags = map[string]string{"rack": "r3", "k,\"": "v\n", "<&>": "\u2028é"}
 		}
 		out[i] = m
+	}
+	return out
+}
+
+// sensorRun makes n measures of one sensor 1.234567 s apart from shortly
+// before a midnight, with values of two decimals, as a range read returns
+// them.
+func sensorRun(n int) []storage.Measure {
+	t0 := time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC)
+	out := make([]storage.Measure, n)
+	for i := range out {
+		out[i] = storage.Measure{SeriesID: 7, Sensor: "hv/module-12/current", Unit: "mA",
+			Time: t0.Add(time.Duration(i) * 1234567 * time.Microsecond), Value: float64(i%9000-4500) / 100}
 	}
 	return out
 }
@@ -81,6 +94,7 @@ func TestWriteMeasurePageEquiv(t *testing.T) {
 		{"one", randomMeasures(1, 1), storage.MeasureKey{}},
 		{"page with a cursor", randomMeasures(1000, 2), next},
 		{"largest page", randomMeasures(storage.MaxReadLimit, 3), next},
+		{"a run of one sensor across midnight", sensorRun(5000), next},
 	}
 	s := &Server{}
 	for _, tt := range tests {

@@ -447,6 +447,7 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 	var (
 		head       []byte
 		headSensor string
+		times      measure.TimeWriter
 	)
 	send := func() error {
 		if !started {
@@ -474,7 +475,7 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 		if m.Sensor != headSensor || head == nil {
 			head, headSensor = appendMeasureJSONHead(head[:0], m.Sensor), m.Sensor
 		}
-		buf = appendMeasureJSONAfter(append(buf, head...), m)
+		buf = appendMeasureJSONAfter(append(buf, head...), m, &times)
 		rows++
 		if len(buf) >= jsonChunk {
 			return send()
@@ -501,7 +502,8 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 
 // appendMeasureJSON appends measureToAPI(m) as encoding/json writes it.
 func appendMeasureJSON(b []byte, m storage.Measure) []byte {
-	return appendMeasureJSONAfter(appendMeasureJSONHead(b, m.Sensor), m)
+	var tw measure.TimeWriter
+	return appendMeasureJSONAfter(appendMeasureJSONHead(b, m.Sensor), m, &tw)
 }
 
 // appendMeasureJSONHead appends the start of a measure of the sensor, the
@@ -512,11 +514,12 @@ func appendMeasureJSONHead(b []byte, sensor string) []byte {
 	return append(b, `,"time":"`...)
 }
 
-// appendMeasureJSONAfter appends the rest of m after its head.
-func appendMeasureJSONAfter(b []byte, m storage.Measure) []byte {
-	b = measure.AppendTime(b, m.Time)
+// appendMeasureJSONAfter appends the rest of m after its head, its time
+// through tw.
+func appendMeasureJSONAfter(b []byte, m storage.Measure, tw *measure.TimeWriter) []byte {
+	b = tw.Append(b, m.Time)
 	b = append(b, `","value":`...)
-	b = appendJSONFloat(b, m.Value)
+	b = measure.AppendFloat(b, m.Value)
 	if m.Unit != "" {
 		b = append(b, `,"unit":`...)
 		b = appendJSONString(b, m.Unit)
@@ -527,20 +530,6 @@ func appendMeasureJSONAfter(b []byte, m storage.Measure) []byte {
 		b = append(b, tags...)
 	}
 	return append(b, '}')
-}
-
-// appendJSONFloat appends a finite float64 as encoding/json does.
-func appendJSONFloat(b []byte, v float64) []byte {
-	if a := math.Abs(v); a != 0 && (a < 1e-6 || a >= 1e21) {
-		b = strconv.AppendFloat(b, v, 'e', -1, 64)
-		// e-09 becomes e-9, as in encoding/json.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-		return b
-	}
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }
 
 // appendJSONString appends s as a JSON string as encoding/json does: in
@@ -674,6 +663,7 @@ func (s *Server) streamMeasuresCSV(w http.ResponseWriter, r *http.Request, measu
 	_ = rc.SetWriteDeadline(time.Now().Add(csvStallTimeout))
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	buf := make([]byte, 0, 64<<10)
+	var times measure.TimeWriter
 	started := false
 	begin := func() {
 		started = true
@@ -704,7 +694,7 @@ func (s *Server) streamMeasuresCSV(w http.ResponseWriter, r *http.Request, measu
 		if !started {
 			begin()
 		}
-		buf = appendMeasureCSV(buf, m)
+		buf = appendMeasureCSV(buf, m, &times)
 		if rows++; rows%csvFlushRows == 0 {
 			if err := send(); err != nil {
 				return err
@@ -719,16 +709,16 @@ func (s *Server) streamMeasuresCSV(w http.ResponseWriter, r *http.Request, measu
 }
 
 // appendMeasureCSV appends m as one CSV line, as measureRecord through a
-// csv.Writer would write it.
-func appendMeasureCSV(b []byte, m storage.Measure) []byte {
+// csv.Writer would write it, its time through tw.
+func appendMeasureCSV(b []byte, m storage.Measure, tw *measure.TimeWriter) []byte {
 	b = appendCSVField(b, m.Sensor)
 	b = append(b, ',')
-	b = measure.AppendTime(b, m.Time)
+	b = tw.Append(b, m.Time)
 	b = append(b, ',')
 	if a := math.Abs(m.Value); a != 0 && (a < 1e-6 || a >= 1e21) {
 		b = strconv.AppendFloat(b, m.Value, 'e', -1, 64)
 	} else {
-		b = strconv.AppendFloat(b, m.Value, 'f', -1, 64)
+		b = measure.AppendDecimal(b, m.Value)
 	}
 	b = append(b, ',')
 	b = appendCSVField(b, m.Unit)
