@@ -245,7 +245,7 @@ func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure
 		return true
 	}
 	// One row more than the page tells whether another page follows.
-	if sel := q.Selection; len(sel.Sensors) > 0 && !slices.ContainsFunc(sel.Sensors, func(n string) bool { return n != sel.Sensors[0] }) {
+	if sel := q.Selection; oneSensor(sel.Sensors) {
 		_, _, err = s.queryOneSensor(ctx, sel, q.After, limit+1, yield)
 	} else {
 		var series []seriesName
@@ -260,6 +260,11 @@ func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure
 		return MeasureKey{}, fnErr
 	}
 	return next, nil
+}
+
+// oneSensor reports whether names hold one sensor, maybe repeated.
+func oneSensor(names []string) bool {
+	return len(names) > 0 && !slices.ContainsFunc(names[1:], func(n string) bool { return n != names[0] })
 }
 
 // StreamMeasures yields the measures of q in the read order, all of them

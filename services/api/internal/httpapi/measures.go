@@ -500,12 +500,6 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 	return send()
 }
 
-// appendMeasureJSON appends measureToAPI(m) as encoding/json writes it.
-func appendMeasureJSON(b []byte, m storage.Measure) []byte {
-	var tw measure.TimeWriter
-	return appendMeasureJSONAfter(appendMeasureJSONHead(b, m.Sensor), m, &tw)
-}
-
 // appendMeasureJSONHead appends the start of a measure of the sensor, the
 // same for every measure of the sensor: {"sensor":"…","time":"
 func appendMeasureJSONHead(b []byte, sensor string) []byte {
@@ -515,7 +509,7 @@ func appendMeasureJSONHead(b []byte, sensor string) []byte {
 }
 
 // appendMeasureJSONAfter appends the rest of m after its head, its time
-// through tw.
+// through tw: with the head, measureToAPI(m) as encoding/json writes it.
 func appendMeasureJSONAfter(b []byte, m storage.Measure, tw *measure.TimeWriter) []byte {
 	b = tw.Append(b, m.Time)
 	b = append(b, `","value":`...)
