@@ -44,15 +44,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mymonit/mymonit/adapters/sink"
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/testenv"
@@ -76,15 +75,7 @@ type options struct {
 	stderr    io.Writer
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "adapterbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("adapterbench", run) }
 
 // adapterPhase is one adapter's input path, run with a given batch size.
 type adapterPhase struct {

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"runtime/pprof"
-	"strings"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
 // Phase names, for progress lines and profile files.
@@ -46,13 +44,13 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 	res.Setup.Database, res.Setup.Reused = w.dbName, w.reused
 	if !w.reused {
 		say("database %s: loading %s measures of %d sensors with %s, %d connections",
-			w.dbName, thousands(float64(opts.measures)), opts.sensors, opts.loader, opts.loadConns)
+			w.dbName, benchkit.Thousands(float64(opts.measures)), opts.sensors, opts.loader, opts.loadConns)
 		f, err := w.load(ctx, progress)
 		if err != nil {
 			return nil, err
 		}
 		res.Setup.Load = &f
-		say("loaded %s rows in %.1f s: %s rows/s%s", thousands(float64(f.Rows)), f.Seconds, thousands(f.RowsPerS), busyNote(f.Busy))
+		say("loaded %s rows in %.1f s: %s rows/s%s", benchkit.Thousands(float64(f.Rows)), f.Seconds, benchkit.Thousands(f.RowsPerS), busyNote(f.Busy))
 	}
 
 	a, stopAPI, err := startAPI(ctx, w, opts.clients, say)
@@ -70,7 +68,12 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 	b := &bench{opts: opts, w: w, api: a, res: res, say: say}
 	for round := 1; round <= opts.rounds; round++ {
 		say("round %d of %d", round, opts.rounds)
-		last := round == opts.rounds
+		// -cpuprofile profiles each phase of the last round, into the file
+		// name with the phase before the extension.
+		prof := ""
+		if round == opts.rounds {
+			prof = opts.cpuProf
+		}
 		for _, p := range []struct {
 			name string
 			run  func(context.Context, int) error
@@ -79,7 +82,7 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 			{phaseExport, b.exportRound},
 			{phaseConcurrent, b.concurrentRound},
 		} {
-			stopProf, err := b.startProfile(p.name, last)
+			stopProf, err := benchkit.StartCPUProfile(prof, p.name)
 			if err != nil {
 				return nil, err
 			}
@@ -93,31 +96,8 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 		}
 	}
 	res.evaluate()
-	res.Host.LoadEnd = loadAvg()
+	res.Host.LoadEnd = benchkit.LoadAvg()
 	return res, nil
-}
-
-// startProfile starts a CPU profile of a phase of the last round into the
-// -cpuprofile file name with the phase inserted before its extension. It
-// returns the function that stops it; both do nothing without -cpuprofile
-// or before the last round.
-func (b *bench) startProfile(phase string, last bool) (func() error, error) {
-	if b.opts.cpuProf == "" || !last {
-		return func() error { return nil }, nil
-	}
-	ext := filepath.Ext(b.opts.cpuProf)
-	name := strings.TrimSuffix(b.opts.cpuProf, ext) + "." + phase + ext
-	f, err := os.Create(name)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return nil, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
 }
 
 // rotate returns the order of n variants for call k: each variant takes

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
 // Concurrent variants, in their order of rotation.
@@ -30,7 +32,7 @@ func (b *bench) concurrentRound(ctx context.Context, round int) error {
 	for _, v := range rotate(concVariants, round-1) {
 		var (
 			name string
-			dst  **rateStat
+			dst  **benchkit.RateStat
 			mk   func(ctx context.Context) (*http.Request, error)
 		)
 		switch v {
@@ -55,15 +57,15 @@ func (b *bench) concurrentRound(ctx context.Context, round int) error {
 		if _, err := hammer(ctx, b.api.client, b.opts.clients, 0, mk); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		cpu := readCPU()
+		cpu := benchkit.ReadCPU(benchkit.CPUAllFields)
 		f, err := hammer(ctx, b.api.client, b.opts.clients, b.opts.duration, mk)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		busy := busySince(cpu)
-		*dst = (*dst).add(f.rate, busy)
+		busy := benchkit.BusySince(cpu)
+		*dst = (*dst).Add(f.rate, busy)
 		b.say("concurrent: %s, %d clients: %s req/s (%s requests in %.1f s)%s",
-			name, b.opts.clients, thousands(f.rate), thousands(float64(f.requests)), f.elapsed.Seconds(), busyNote(busy))
+			name, b.opts.clients, benchkit.Thousands(f.rate), benchkit.Thousands(float64(f.requests)), f.elapsed.Seconds(), busyNote(busy))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
@@ -56,38 +57,38 @@ func (b *bench) exportRound(ctx context.Context, round int) error {
 	from, to, rows := b.exportWindow()
 	r := b.res.exportResult(rows)
 	for _, v := range rotate(exportVariants, round-1) {
-		cpu := readCPU()
+		cpu := benchkit.ReadCPU(benchkit.CPUAllFields)
 		switch v {
 		case exportAPI:
 			f, err := b.exportAPI(ctx, from, to, rows)
 			if err != nil {
 				return err
 			}
-			busy := busySince(cpu)
+			busy := benchkit.BusySince(cpu)
 			rate := float64(rows) / f.elapsed.Seconds()
-			r.API = *r.API.add(rate, busy)
+			r.API = *r.API.Add(rate, busy)
 			r.addMemory(f)
 			b.say("export: API CSV %s rows (%.0f MiB) in %.1f s: %s rows/s%s; heap %.1f → peak %.1f MiB, RSS %.0f → peak %.0f MiB (%d samples)",
-				thousands(float64(rows)), mb(f.bytes), f.elapsed.Seconds(), thousands(rate), busyNote(busy),
+				benchkit.Thousands(float64(rows)), mb(f.bytes), f.elapsed.Seconds(), benchkit.Thousands(rate), busyNote(busy),
 				mb(f.heapBase), mb(f.heapPeak), mb(f.rssBase), mb(f.rssPeak), f.memSamples)
 		case exportStore:
 			d, err := b.exportStore(ctx, from, to, rows)
 			if err != nil {
 				return err
 			}
-			busy := busySince(cpu)
+			busy := benchkit.BusySince(cpu)
 			rate := float64(rows) / d.Seconds()
-			r.Store = *r.Store.add(rate, busy)
-			b.say("export: storage.StreamMeasures %s rows in %.1f s: %s rows/s%s", thousands(float64(rows)), d.Seconds(), thousands(rate), busyNote(busy))
+			r.Store = *r.Store.Add(rate, busy)
+			b.say("export: storage.StreamMeasures %s rows in %.1f s: %s rows/s%s", benchkit.Thousands(float64(rows)), d.Seconds(), benchkit.Thousands(rate), busyNote(busy))
 		case exportDirect:
 			d, err := b.exportDirect(ctx, from, to, rows)
 			if err != nil {
 				return err
 			}
-			busy := busySince(cpu)
+			busy := benchkit.BusySince(cpu)
 			rate := float64(rows) / d.Seconds()
-			r.Direct = *r.Direct.add(rate, busy)
-			b.say("export: direct SQL scan %s rows in %.1f s: %s rows/s%s", thousands(float64(rows)), d.Seconds(), thousands(rate), busyNote(busy))
+			r.Direct = *r.Direct.Add(rate, busy)
+			b.say("export: direct SQL scan %s rows in %.1f s: %s rows/s%s", benchkit.Thousands(float64(rows)), d.Seconds(), benchkit.Thousands(rate), busyNote(busy))
 		}
 	}
 	return nil

@@ -1,98 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"os"
-	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// hostInfo describes the machine of the run.
-type hostInfo struct {
-	CPUs      int    `json:"cpus"`
-	GOOS      string `json:"goos"`
-	GOARCH    string `json:"goarch"`
-	GoVersion string `json:"go_version"`
-	Started   string `json:"started"`
-	// LoadStart and LoadEnd are the 1-minute load averages when the run
-	// started and ended: above the CPU count, other work competed with the
-	// benchmark and the figures are low.
-	LoadStart float64 `json:"load_start"`
-	LoadEnd   float64 `json:"load_end"`
-}
-
-func newHostInfo() hostInfo {
-	return hostInfo{
-		CPUs:      runtime.NumCPU(),
-		GOOS:      runtime.GOOS,
-		GOARCH:    runtime.GOARCH,
-		GoVersion: runtime.Version(),
-		Started:   time.Now().UTC().Format(time.RFC3339),
-		LoadStart: loadAvg(),
-	}
-}
-
-// loadAvg is the 1-minute load average, -1 when unknown.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
-// cpuSample is the machine's CPU time counters (all CPUs, clock ticks).
-type cpuSample struct {
-	busy, total uint64
-	ok          bool
-}
-
-// readCPU reads the first line of /proc/stat.
-func readCPU() cpuSample {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuSample{}
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 5 || f[0] != "cpu" {
-		return cpuSample{}
-	}
-	var s cpuSample
-	for i, v := range f[1:] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return cpuSample{}
-		}
-		s.total += n
-		if i != 3 && i != 4 { // idle, iowait
-			s.busy += n
-		}
-	}
-	s.ok = true
-	return s
-}
-
-// busySince is the fraction of all CPUs that was busy since a, -1 when
-// unknown.
-func busySince(a cpuSample) float64 {
-	b := readCPU()
-	if !a.ok || !b.ok || b.total <= a.total {
-		return -1
-	}
-	return float64(b.busy-a.busy) / float64(b.total-a.total)
-}
 
 // rss is the resident set size of this process in bytes, 0 when unknown.
 func rss() int64 {

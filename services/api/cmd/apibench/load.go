@@ -16,6 +16,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
 // Sizes of the load.
@@ -55,7 +57,7 @@ func (w *world) load(ctx context.Context, progress io.Writer) (loadFigures, erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopProgress := startProgress(progress, total, &done)
-	cpu := readCPU()
+	cpu := benchkit.ReadCPU(benchkit.CPUAllFields)
 	start := time.Now()
 	for worker := range opts.loadConns {
 		wg.Go(func() {
@@ -83,7 +85,7 @@ func (w *world) load(ctx context.Context, progress io.Writer) (loadFigures, erro
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	busy := busySince(cpu)
+	busy := benchkit.BusySince(cpu)
 	stopProgress()
 	if err := errors.Join(errs...); err != nil {
 		return loadFigures{}, err
@@ -235,7 +237,7 @@ func startProgress(progress io.Writer, total int64, done *atomic.Int64) func() {
 					eta = time.Duration(float64(total-n) / rate * float64(time.Second)).Round(time.Second).String()
 				}
 				fmt.Fprintf(progress, "apibench: loading measures: %s of %s rows (%.0f%%), %s rows/s, %s left\n",
-					thousands(float64(n)), thousands(float64(total)), 100*float64(n)/float64(total), thousands(rate), strings.TrimSpace(eta))
+					benchkit.Thousands(float64(n)), benchkit.Thousands(float64(total)), 100*float64(n)/float64(total), benchkit.Thousands(rate), strings.TrimSpace(eta))
 			}
 		}
 	}()

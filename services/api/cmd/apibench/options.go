@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/pkg/testenv"
 )
@@ -92,24 +93,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 }
 
 func (o *options) validate() error {
-	var errs []error
-	for _, c := range []struct {
-		name string
-		v    int
-		min  int
-	}{
-		{"-measures", o.measures, 1},
-		{"-sensors", o.sensors, 8},
-		{"-rounds", o.rounds, 1},
-		{"-queries", o.queries, 1},
-		{"-points", o.points, 0},
-		{"-export-rows", o.exportRows, 0},
-		{"-clients", o.clients, 1},
-		{"-load-conns", o.loadConns, 1},
-	} {
-		if c.v < c.min {
-			errs = append(errs, fmt.Errorf("%s is %d, must be at least %d", c.name, c.v, c.min))
-		}
+	// errors.Join drops the nils of the minimums that hold.
+	errs := []error{
+		benchkit.AtLeast("-measures", o.measures, 1),
+		benchkit.AtLeast("-sensors", o.sensors, 8),
+		benchkit.AtLeast("-rounds", o.rounds, 1),
+		benchkit.AtLeast("-queries", o.queries, 1),
+		benchkit.AtLeast("-points", o.points, 0),
+		benchkit.AtLeast("-export-rows", o.exportRows, 0),
+		benchkit.AtLeast("-clients", o.clients, 1),
+		benchkit.AtLeast("-load-conns", o.loadConns, 1),
 	}
 	if o.sensors > 0 && o.measures%o.sensors != 0 {
 		errs = append(errs, fmt.Errorf("-measures (%d) must be a multiple of -sensors (%d): every sensor holds the same points", o.measures, o.sensors))

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
@@ -67,7 +68,7 @@ func (b *bench) rangeRound(ctx context.Context, round int) error {
 			return err
 		}
 	}
-	cpu := readCPU()
+	cpu := benchkit.ReadCPU(benchkit.CPUAllFields)
 	var lat [rangeVariants][]time.Duration
 	for k := range b.opts.queries {
 		q := qs[k%len(qs)]
@@ -94,11 +95,11 @@ func (b *bench) rangeRound(ctx context.Context, round int) error {
 	r.API.add(lat[rangeAPI])
 	r.Store.add(lat[rangeStore])
 	r.Direct.add(lat[rangeDirect])
-	busy := busySince(cpu)
+	busy := benchkit.BusySince(cpu)
 	r.MachineBusy = append(r.MachineBusy, roundTo(busy, 2))
-	api, dir := percentile(lat[rangeAPI], 50), percentile(lat[rangeDirect], 50)
+	api, dir := benchkit.Percentile(lat[rangeAPI], 50), benchkit.Percentile(lat[rangeDirect], 50)
 	b.say("range: %d-point query, p50 API %s, store %s, direct SQL %s: API %.2f × direct (this round)%s",
-		qs[0].points, ms(api), ms(percentile(lat[rangeStore], 50)), ms(dir), float64(api)/float64(dir), busyNote(busy))
+		qs[0].points, ms(api), ms(benchkit.Percentile(lat[rangeStore], 50)), ms(dir), float64(api)/float64(dir), busyNote(busy))
 	return nil
 }
 

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
 // Goals of the api service (see the package documentation).
@@ -31,15 +30,15 @@ const (
 
 // results are the figures of one run, as printed by -json.
 type results struct {
-	Host   hostInfo  `json:"host"`
-	Setup  setupInfo `json:"setup"`
-	Rounds int       `json:"rounds"`
+	Host   benchkit.Host `json:"host"`
+	Setup  setupInfo     `json:"setup"`
+	Rounds int           `json:"rounds"`
 
 	Range      *rangeResult      `json:"range,omitempty"`
 	Export     *exportResult     `json:"export,omitempty"`
 	Concurrent *concurrentResult `json:"concurrent,omitempty"`
 
-	Checks []check `json:"checks"`
+	Checks benchkit.Checks `json:"checks"`
 }
 
 // setupInfo describes the data and the API under test.
@@ -56,40 +55,10 @@ type setupInfo struct {
 
 func newResults(opts *options) *results {
 	return &results{
-		Host:   newHostInfo(),
+		Host:   benchkit.NewHost(),
 		Setup:  setupInfo{Measures: opts.measures, Sensors: opts.sensors},
 		Rounds: opts.rounds,
 	}
-}
-
-// rateStat is a rate measured in one or more rounds.
-type rateStat struct {
-	Median float64   `json:"median"`
-	Min    float64   `json:"min"`
-	Max    float64   `json:"max"`
-	Rounds []float64 `json:"rounds"`
-	// MachineBusy is, per round, the fraction of all the machine's CPUs
-	// that was busy while the rate was timed (-1: unknown).
-	MachineBusy []float64 `json:"machine_cpu_busy"`
-}
-
-// add returns s (nil: a new rateStat) with the rate v of one more round.
-func (s *rateStat) add(v, busy float64) *rateStat {
-	if s == nil {
-		s = &rateStat{}
-	}
-	s.Rounds = append(s.Rounds, v)
-	s.MachineBusy = append(s.MachineBusy, roundTo(busy, 2))
-	s.Median, s.Min, s.Max = median(s.Rounds), slices.Min(s.Rounds), slices.Max(s.Rounds)
-	return s
-}
-
-// spread formats the range of the rounds, or "" for one round.
-func (s *rateStat) spread() string {
-	if s == nil || len(s.Rounds) < 2 {
-		return ""
-	}
-	return fmt.Sprintf(" [%s–%s]", thousands(s.Min), thousands(s.Max))
 }
 
 // latencyStat is a latency distribution over the samples of every round.
@@ -108,10 +77,10 @@ type latencyStat struct {
 func (l *latencyStat) add(d []time.Duration) {
 	l.all = append(l.all, d...)
 	l.Samples = len(l.all)
-	l.P50Ms = msf(percentile(l.all, 50))
-	l.P99Ms = msf(percentile(l.all, 99))
+	l.P50Ms = msf(benchkit.Percentile(l.all, 50))
+	l.P99Ms = msf(benchkit.Percentile(l.all, 99))
 	l.MaxMs = msf(slices.Max(l.all))
-	l.RoundP50Ms = append(l.RoundP50Ms, roundTo(msf(percentile(d, 50)), 3))
+	l.RoundP50Ms = append(l.RoundP50Ms, roundTo(msf(benchkit.Percentile(d, 50)), 3))
 }
 
 // rangeResult is the range phase.
@@ -134,12 +103,12 @@ func (r *results) rangeResult(opts *options) *rangeResult {
 
 // exportResult is the export phase.
 type exportResult struct {
-	Rows   int       `json:"rows"`
-	Bytes  int64     `json:"csv_bytes"`
-	API    rateStat  `json:"api_csv_rows_per_sec"`
-	Store  rateStat  `json:"store_stream_rows_per_sec"`
-	Direct rateStat  `json:"direct_sql_rows_per_sec"`
-	Memory memResult `json:"api_export_memory"`
+	Rows   int               `json:"rows"`
+	Bytes  int64             `json:"csv_bytes"`
+	API    benchkit.RateStat `json:"api_csv_rows_per_sec"`
+	Store  benchkit.RateStat `json:"store_stream_rows_per_sec"`
+	Direct benchkit.RateStat `json:"direct_sql_rows_per_sec"`
+	Memory memResult         `json:"api_export_memory"`
 }
 
 // memResult is the memory of the process during the API exports: the
@@ -176,11 +145,11 @@ func (e *exportResult) addMemory(f exportFigures) {
 
 // concurrentResult is the concurrent phase.
 type concurrentResult struct {
-	Clients         int       `json:"clients"`
-	SecondsPerRound float64   `json:"seconds_per_variant_and_round"`
-	Healthz         *rateStat `json:"healthz_req_per_sec"`
-	Bypassed        *rateStat `json:"small_read_bypassed_req_per_sec"`
-	Cached          *rateStat `json:"small_read_cached_token_req_per_sec"`
+	Clients         int                `json:"clients"`
+	SecondsPerRound float64            `json:"seconds_per_variant_and_round"`
+	Healthz         *benchkit.RateStat `json:"healthz_req_per_sec"`
+	Bypassed        *benchkit.RateStat `json:"small_read_bypassed_req_per_sec"`
+	Cached          *benchkit.RateStat `json:"small_read_cached_token_req_per_sec"`
 }
 
 func (r *results) concurrentResult(opts *options) *concurrentResult {
@@ -190,19 +159,11 @@ func (r *results) concurrentResult(opts *options) *concurrentResult {
 	return r.Concurrent
 }
 
-// check is one goal, evaluated.
-type check struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Target string  `json:"target"`
-	Pass   bool    `json:"pass"`
-}
-
 // evaluate fills Checks from the figures present.
 func (r *results) evaluate() {
 	r.Checks = nil
 	add := func(name string, v float64, target string, pass bool) {
-		r.Checks = append(r.Checks, check{Name: name, Value: roundTo(v, 3), Target: target, Pass: pass})
+		r.Checks.Add(name, roundTo(v, 3), target, pass)
 	}
 	if g := r.Range; g != nil && g.Direct.Samples > 0 {
 		p50 := g.API.P50Ms / g.Direct.P50Ms
@@ -215,53 +176,9 @@ func (r *results) evaluate() {
 		add(checkCSVHeap, e.Memory.HeapGrowthMiB, fmt.Sprintf("<= %d", goalCSVHeapGrowthMB), e.Memory.HeapGrowthMiB <= goalCSVHeapGrowthMB)
 	}
 	if c := r.Concurrent; c != nil && c.Cached != nil && c.Bypassed != nil {
-		v := pairedRatio(c.Cached, c.Bypassed)
+		v := benchkit.PairedRatio(c.Cached, c.Bypassed)
 		add(checkCachedVsBypa, v, fmt.Sprintf(">= %.2f", goalCachedVsBypass), v >= goalCachedVsBypass)
 	}
-}
-
-// pairedRatio is the median over rounds of num/den, round by round.
-func pairedRatio(num, den *rateStat) float64 {
-	var ratios []float64
-	for i := range min(len(num.Rounds), len(den.Rounds)) {
-		ratios = append(ratios, num.Rounds[i]/den.Rounds[i])
-	}
-	if len(ratios) == 0 {
-		return math.NaN()
-	}
-	return median(ratios)
-}
-
-func (r *results) check(name string) (check, bool) {
-	for _, c := range r.Checks {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return check{}, false
-}
-
-// verdict is PASS or MISS for the named check, "" when not evaluated.
-func (r *results) verdict(name string) string {
-	c, ok := r.check(name)
-	switch {
-	case !ok:
-		return ""
-	case c.Pass:
-		return "PASS"
-	default:
-		return "MISS"
-	}
-}
-
-func writeJSON(w io.Writer, r *results) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
 }
 
 // writeTable prints the human report.
@@ -270,9 +187,9 @@ func writeTable(w io.Writer, r *results) {
 	fmt.Fprintf(w, "MyMONIT API benchmark (one run, this machine: %d CPUs, %s/%s, %s; load average %.1f at start, %.1f at end)\n",
 		h.CPUs, h.GOOS, h.GOARCH, h.GoVersion, h.LoadStart, h.LoadEnd)
 	s := r.Setup
-	data := fmt.Sprintf("%s measures of %d sensors in %s", thousands(float64(s.Measures)), s.Sensors, s.Database)
+	data := fmt.Sprintf("%s measures of %d sensors in %s", benchkit.Thousands(float64(s.Measures)), s.Sensors, s.Database)
 	if s.Load != nil {
-		data += fmt.Sprintf(", loaded in %.0f s (%s rows/s, %s, %d connections)", s.Load.Seconds, thousands(s.Load.RowsPerS), s.Load.Loader, s.Load.Conns)
+		data += fmt.Sprintf(", loaded in %.0f s (%s rows/s, %s, %d connections)", s.Load.Seconds, benchkit.Thousands(s.Load.RowsPerS), s.Load.Loader, s.Load.Conns)
 	} else if s.Reused {
 		data += " (reused, -keep)"
 	}
@@ -285,30 +202,30 @@ func writeTable(w io.Writer, r *results) {
 		fmt.Fprintf(tw, "%d-point range, direct SQL (%d samples)\t%s\tbaseline\t\n", g.Points, g.Direct.Samples, lat(g.Direct))
 		fmt.Fprintf(tw, "%d-point range, storage.ReadMeasures\t%s\tp50 %.2f ×, p99 %.2f × direct\t\n", g.Points, lat(g.Store),
 			g.Store.P50Ms/g.Direct.P50Ms, g.Store.P99Ms/g.Direct.P99Ms)
-		p50, _ := r.check(checkRangeP50)
-		p99, _ := r.check(checkRangeP99)
-		verdict := r.verdict(checkRangeP50)
-		if r.verdict(checkRangeP99) != verdict {
-			verdict = "p50 " + verdict + ", p99 " + r.verdict(checkRangeP99)
+		p50, _ := r.Checks.Get(checkRangeP50)
+		p99, _ := r.Checks.Get(checkRangeP99)
+		verdict := r.Checks.Verdict(checkRangeP50)
+		if r.Checks.Verdict(checkRangeP99) != verdict {
+			verdict = "p50 " + verdict + ", p99 " + r.Checks.Verdict(checkRangeP99)
 		}
 		fmt.Fprintf(tw, "%d-point range, API JSON\t%s\tp50 %.2f ×, p99 %.2f × direct; goal ≤ %.1f\t%s\n", g.Points, lat(g.API),
 			p50.Value, p99.Value, goalRangeRatio, verdict)
 	}
 	if e := r.Export; e != nil {
-		fmt.Fprintf(tw, "export %s rows, direct SQL scan\t%s rows/s%s\tbaseline\t\n", thousands(float64(e.Rows)), thousands(e.Direct.Median), e.Direct.spread())
-		fmt.Fprintf(tw, "export, storage.StreamMeasures\t%s rows/s%s\t%.2f × direct\t\n", thousands(e.Store.Median), e.Store.spread(), pairedRatio(&e.Store, &e.Direct))
-		fmt.Fprintf(tw, "export, API text/csv (%.0f MiB)\t%s rows/s%s\t%.2f × direct; goal ≥ %s rows/s\t%s\n", mb(e.Bytes), thousands(e.API.Median), e.API.spread(),
-			pairedRatio(&e.API, &e.Direct), thousands(goalCSVRowsPerSec), r.verdict(checkCSVRate))
+		fmt.Fprintf(tw, "export %s rows, direct SQL scan\t%s rows/s%s\tbaseline\t\n", benchkit.Thousands(float64(e.Rows)), benchkit.Thousands(e.Direct.Median), e.Direct.Spread())
+		fmt.Fprintf(tw, "export, storage.StreamMeasures\t%s rows/s%s\t%.2f × direct\t\n", benchkit.Thousands(e.Store.Median), e.Store.Spread(), benchkit.PairedRatio(&e.Store, &e.Direct))
+		fmt.Fprintf(tw, "export, API text/csv (%.0f MiB)\t%s rows/s%s\t%.2f × direct; goal ≥ %s rows/s\t%s\n", mb(e.Bytes), benchkit.Thousands(e.API.Median), e.API.Spread(),
+			benchkit.PairedRatio(&e.API, &e.Direct), benchkit.Thousands(goalCSVRowsPerSec), r.Checks.Verdict(checkCSVRate))
 		m := e.Memory
 		fmt.Fprintf(tw, "export memory (API and client process)\theap %.1f → %.1f MiB, RSS %.0f → %.0f MiB\theap +%.1f MiB for %.0f MiB of CSV; goal ≤ %d MiB\t%s\n",
-			m.HeapBaseMiB, m.HeapPeakMiB, m.RSSBaseMiB, m.RSSPeakMiB, m.HeapGrowthMiB, mb(e.Bytes), goalCSVHeapGrowthMB, r.verdict(checkCSVHeap))
+			m.HeapBaseMiB, m.HeapPeakMiB, m.RSSBaseMiB, m.RSSPeakMiB, m.HeapGrowthMiB, mb(e.Bytes), goalCSVHeapGrowthMB, r.Checks.Verdict(checkCSVHeap))
 	}
 	if c := r.Concurrent; c != nil && c.Healthz != nil && c.Bypassed != nil && c.Cached != nil {
-		fmt.Fprintf(tw, "GET /healthz, %d clients\t%s req/s%s\tbaseline (bare server)\t\n", c.Clients, thousands(c.Healthz.Median), c.Healthz.spread())
-		fmt.Fprintf(tw, "small read, authentication bypassed\t%s req/s%s\t%.2f × healthz\t\n", thousands(c.Bypassed.Median), c.Bypassed.spread(), pairedRatio(c.Bypassed, c.Healthz))
-		v, _ := r.check(checkCachedVsBypa)
-		fmt.Fprintf(tw, "small read, cached Firebase token\t%s req/s%s\t%.2f × bypassed; goal ≥ %.2f\t%s\n", thousands(c.Cached.Median), c.Cached.spread(),
-			v.Value, goalCachedVsBypass, r.verdict(checkCachedVsBypa))
+		fmt.Fprintf(tw, "GET /healthz, %d clients\t%s req/s%s\tbaseline (bare server)\t\n", c.Clients, benchkit.Thousands(c.Healthz.Median), c.Healthz.Spread())
+		fmt.Fprintf(tw, "small read, authentication bypassed\t%s req/s%s\t%.2f × healthz\t\n", benchkit.Thousands(c.Bypassed.Median), c.Bypassed.Spread(), benchkit.PairedRatio(c.Bypassed, c.Healthz))
+		v, _ := r.Checks.Get(checkCachedVsBypa)
+		fmt.Fprintf(tw, "small read, cached Firebase token\t%s req/s%s\t%.2f × bypassed; goal ≥ %.2f\t%s\n", benchkit.Thousands(c.Cached.Median), c.Cached.Spread(),
+			v.Value, goalCachedVsBypass, r.Checks.Verdict(checkCachedVsBypa))
 	}
 	tw.Flush()
 	if c := r.Concurrent; c != nil {
@@ -317,49 +234,12 @@ func writeTable(w io.Writer, r *results) {
 	}
 }
 
-// median of vs (not empty).
-func median(vs []float64) float64 {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	return (s[(n-1)/2] + s[n/2]) / 2
-}
-
-// percentile is the p-th percentile of ds by nearest rank.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 // busyNote describes the machine's CPU load while a figure was timed.
 func busyNote(busy float64) string {
 	if busy < 0 {
 		return ""
 	}
 	return fmt.Sprintf(" (machine CPU %.0f%% busy)", 100*busy)
-}
-
-// thousands formats v rounded to a whole number with comma separators.
-func thousands(v float64) string {
-	s := strconv.FormatInt(int64(math.Round(v)), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 func roundTo(v float64, digits int) float64 {

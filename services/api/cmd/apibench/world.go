@@ -11,6 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/pkg/testenv"
 )
@@ -115,7 +116,7 @@ func newWorld(ctx context.Context, opts *options, say func(string, ...any)) (*wo
 		}
 		if ok {
 			w.reused = true
-			say("database %s already holds the %s measures of %d sensors: reused (-keep)", w.dbName, thousands(float64(opts.measures)), opts.sensors)
+			say("database %s already holds the %s measures of %d sensors: reused (-keep)", w.dbName, benchkit.Thousands(float64(opts.measures)), opts.sensors)
 			return w, cleanup, nil
 		}
 		say("database %s %s: dropping and loading it again (-keep)", w.dbName, why)
@@ -230,7 +231,7 @@ func (w *world) holdsExpected(ctx context.Context) (bool, string, error) {
 		return false, "", fmt.Errorf("count measures: %w", err)
 	}
 	if total != w.opts.measures {
-		return false, fmt.Sprintf("holds %s measures, not %s", thousands(float64(total)), thousands(float64(w.opts.measures))), nil
+		return false, fmt.Sprintf("holds %s measures, not %s", benchkit.Thousands(float64(total)), benchkit.Thousands(float64(w.opts.measures))), nil
 	}
 	return true, "", nil
 }

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/storage"
 )
@@ -76,7 +77,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 	}
 	var (
 		first, last time.Time
-		cpu         cpuSample
+		cpu         benchkit.CPUSample
 		self        time.Duration
 	)
 	for got := 0; got < n; {
@@ -88,7 +89,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 				return measured{}, fmt.Errorf("drained %d of %d messages: delivery channel closed", got, n)
 			}
 			if got == 0 {
-				first, cpu, self = time.Now(), readCPU(), selfCPU()
+				first, cpu, self = time.Now(), benchkit.ReadCPU(benchkit.CPUNoGuest), selfCPU()
 			}
 			got++
 			if handle != nil {
@@ -104,7 +105,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 		}
 	}
 	last = time.Now()
-	busy, used := busySince(cpu), selfCPU()-self
+	busy, used := benchkit.BusySince(cpu), selfCPU()-self
 	if err := ch.Cancel(tag, false); err != nil {
 		return measured{}, fmt.Errorf("cancel consumer: %w", err)
 	}
@@ -138,13 +139,13 @@ func (w *world) benchDB(ctx context.Context) (measured, error) {
 		m := w.gen(i)
 		rows[i] = storage.Row{SeriesID: w.series[i%w.opts.sensors], Time: m.Time, Value: m.Value, Unit: m.Unit}
 	}
-	start, cpu := time.Now(), readCPU()
+	start, cpu := time.Now(), benchkit.ReadCPU(benchkit.CPUNoGuest)
 	for i := 0; i < n; i += dbChunk {
 		if err := w.store.UpsertMeasures(ctx, rows[i:min(i+dbChunk, n)]); err != nil {
 			return measured{}, fmt.Errorf("database baseline: %w", err)
 		}
 	}
-	elapsed, busy := time.Since(start), busySince(cpu)
+	elapsed, busy := time.Since(start), benchkit.BusySince(cpu)
 	if err := w.checkRows(ctx, phaseDB, n); err != nil {
 		return measured{}, err
 	}

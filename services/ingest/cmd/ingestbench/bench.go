@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
-	"runtime/pprof"
-	"strings"
-	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/queue"
 )
 
@@ -21,7 +17,7 @@ import (
 // returns, whatever happened.
 func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *results, err error) {
 	say := func(format string, args ...any) { fmt.Fprintf(progress, "ingestbench: "+format+"\n", args...) }
-	loadStart := loadAvg()
+	loadStart := benchkit.LoadAvg()
 	log := warnLogger(progress)
 
 	bin, removeBin, err := prepareBinary(ctx, opts, say)
@@ -60,8 +56,8 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 			if err != nil {
 				return nil, fmt.Errorf("drain: %w", err)
 			}
-			res.Drain = res.Drain.add(r.rate, r.busy)
-			say("drain: %s msg/s%s, consumer CPU %.2f s (%.1f µs/message)", thousands(r.rate), busyNote(r.busy, r.rate),
+			res.Drain = res.Drain.Add(r.rate, r.busy)
+			say("drain: %s msg/s%s, consumer CPU %.2f s (%.1f µs/message)", benchkit.Thousands(r.rate), busyNote(r.busy, r.rate),
 				r.selfCPU.Seconds(), 1e6*r.selfCPU.Seconds()/float64(opts.drainMessages))
 		}
 		if err := w.ingestPhase(ctx, phaseSingle, bin, &res.Single, say); err != nil {
@@ -73,8 +69,8 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 			if err != nil {
 				return nil, err
 			}
-			res.DB = res.DB.add(r.rate, r.busy)
-			say("db: %s rows/s%s", thousands(r.rate), busyNote(r.busy, r.rate))
+			res.DB = res.DB.Add(r.rate, r.busy)
+			say("db: %s rows/s%s", benchkit.Thousands(r.rate), busyNote(r.busy, r.rate))
 		}
 		if err := w.ingestPhase(ctx, phaseBatched, bin, &res.Batched, say); err != nil {
 			return nil, err
@@ -86,15 +82,15 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 		if err != nil {
 			return nil, fmt.Errorf("naive: %w", err)
 		}
-		res.Naive = res.Naive.add(r.rate, r.busy)
-		say("naive: %s msg/s%s", thousands(r.rate), busyNote(r.busy, r.rate))
+		res.Naive = res.Naive.Add(r.rate, r.busy)
+		say("naive: %s msg/s%s", benchkit.Thousands(r.rate), busyNote(r.busy, r.rate))
 	}
 	if opts.has(phaseLatency) {
 		rate := opts.latencyRate
 		if rate <= 0 {
 			rate = opts.latencyFraction * res.Batched.Rate.Median
 		}
-		say("latency: publishing %d-measure messages at %s measures/s for %v (in-process ingest)", opts.perMessage, thousands(rate), opts.latencyDuration)
+		say("latency: publishing %d-measure messages at %s measures/s for %v (in-process ingest)", opts.perMessage, benchkit.Thousands(rate), opts.latencyDuration)
 		f, err := w.benchLatency(ctx, rate)
 		if err != nil {
 			return nil, fmt.Errorf("latency: %w", err)
@@ -103,7 +99,7 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 		say("latency: p50 %s, p99 %s, max %s over %d measures", ms(f.p50), ms(f.p99), ms(f.max), f.samples)
 	}
 	res.evaluate()
-	res.Host.LoadEnd = loadAvg()
+	res.Host.LoadEnd = benchkit.LoadAvg()
 	return res, nil
 }
 
@@ -153,53 +149,6 @@ func (w *world) ingestPhase(ctx context.Context, phase, bin string, dst **ingest
 		*dst = &ingestResult{Measures: n, MeasuresPerMsg: perMsg}
 	}
 	(*dst).add(f)
-	say("%s: %s rows/s%s", phase, thousands(f.rowsPerSec), f.note(n))
+	say("%s: %s rows/s%s", phase, benchkit.Thousands(f.rowsPerSec), f.note(n))
 	return nil
-}
-
-// startProfile starts a CPU profile of an in-process phase into the
-// -cpuprofile file name with the phase inserted before its extension
-// (cpu.prof: cpu.latency.prof). It returns the function that stops it; both
-// do nothing without -cpuprofile.
-func (w *world) startProfile(phase string) (func() error, error) {
-	if w.opts.cpuProf == "" {
-		return func() error { return nil }, nil
-	}
-	ext := filepath.Ext(w.opts.cpuProf)
-	name := strings.TrimSuffix(w.opts.cpuProf, ext) + "." + phase + ext
-	f, err := os.Create(name)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return nil, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
-}
-
-// hostInfo describes the machine of the run.
-type hostInfo struct {
-	CPUs      int    `json:"cpus"`
-	GOOS      string `json:"goos"`
-	GOARCH    string `json:"goarch"`
-	GoVersion string `json:"go_version"`
-	Started   string `json:"started"`
-	// LoadStart and LoadEnd are the 1-minute load averages when the run
-	// started and ended: a load above the CPU count means other work
-	// competed with the benchmark and the figures are low.
-	LoadStart float64 `json:"load_start"`
-	LoadEnd   float64 `json:"load_end"`
-}
-
-func newHostInfo() hostInfo {
-	return hostInfo{
-		CPUs:      runtime.NumCPU(),
-		GOOS:      runtime.GOOS,
-		GOARCH:    runtime.GOARCH,
-		GoVersion: runtime.Version(),
-		Started:   time.Now().UTC().Format(time.RFC3339),
-	}
 }

@@ -290,68 +290,6 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
-// cpuSample is a reading of the machine's CPU time counters, from the
-// first line of /proc/stat (in USER_HZ ticks, all CPUs).
-type cpuSample struct {
-	busy, total uint64
-	ok          bool
-}
-
-func readCPU() cpuSample {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuSample{}
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return cpuSample{}
-	}
-	var s cpuSample
-	for i, v := range f[1:] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return cpuSample{}
-		}
-		if i >= 8 { // guest times are already in user and nice
-			break
-		}
-		s.total += n
-		if i != 3 && i != 4 { // idle, iowait
-			s.busy += n
-		}
-	}
-	s.ok = true
-	return s
-}
-
-// busySince returns the fraction of all the machine's CPUs that was busy
-// between a and now, or -1 when unknown.
-func busySince(a cpuSample) float64 {
-	b := readCPU()
-	if !a.ok || !b.ok || b.total <= a.total {
-		return -1
-	}
-	return float64(b.busy-a.busy) / float64(b.total-a.total)
-}
-
-// loadAvg returns the 1-minute load average, or -1 where unknown.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
 	max int

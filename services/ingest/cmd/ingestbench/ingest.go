@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
@@ -86,7 +87,7 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 		first    time.Time
 		atFirst  float64
 		finished time.Duration
-		cpu      cpuSample
+		cpu      benchkit.CPUSample
 	)
 	for finished == 0 {
 		select {
@@ -106,7 +107,7 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 		}
 		now := time.Now()
 		if c > 0 && first.IsZero() {
-			first, atFirst, cpu = now, c, readCPU()
+			first, atFirst, cpu = now, c, benchkit.ReadCPU(benchkit.CPUNoGuest)
 		}
 		if c >= float64(n) {
 			finished = max(now.Sub(first), time.Nanosecond)
@@ -115,7 +116,7 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 	if atFirst >= float64(n) {
 		return ingestFigures{}, fmt.Errorf("all %d measures were committed within one %v poll: raise the phase size", n, w.opts.poll)
 	}
-	f := ingestFigures{rowsPerSec: (float64(n) - atFirst) / finished.Seconds(), busy: busySince(cpu)}
+	f := ingestFigures{rowsPerSec: (float64(n) - atFirst) / finished.Seconds(), busy: benchkit.BusySince(cpu)}
 	f.peakRSS, f.rssErr = p.peakRSS()
 	f.cpu, _ = p.cpuTime() // informative only
 	return f, nil
@@ -129,7 +130,7 @@ func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Con
 		return ingestFigures{}, err
 	}
 	clock := &commitClock{total: n, done: make(chan struct{})}
-	stopProf, err := w.startProfile(phase)
+	stopProf, err := benchkit.StartCPUProfile(w.opts.cpuProf, phase)
 	if err != nil {
 		return ingestFigures{}, err
 	}
@@ -162,8 +163,8 @@ type commitClock struct {
 	mu          sync.Mutex
 	n, atFirst  int
 	first, last time.Time
-	cpu         cpuSample // at the first commit
-	busy        float64   // machine CPU busy fraction, first to last commit
+	cpu         benchkit.CPUSample // at the first commit
+	busy        float64            // machine CPU busy fraction, first to last commit
 }
 
 func (c *commitClock) observe(ms []measure.Measure) {
@@ -171,12 +172,12 @@ func (c *commitClock) observe(ms []measure.Measure) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
-		c.first, c.atFirst, c.cpu = now, len(ms), readCPU()
+		c.first, c.atFirst, c.cpu = now, len(ms), benchkit.ReadCPU(benchkit.CPUNoGuest)
 	}
 	before := c.n
 	c.n += len(ms)
 	if before < c.total && c.n >= c.total {
-		c.last, c.busy = now, busySince(c.cpu)
+		c.last, c.busy = now, benchkit.BusySince(c.cpu)
 		close(c.done)
 	}
 }

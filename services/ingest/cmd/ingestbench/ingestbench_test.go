@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
 // TestSmoke runs every phase at a small size, the ingest binary built from
@@ -29,7 +31,7 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("decode -json output: %v\n%s", err, out.String())
 	}
-	for name, r := range map[string]*rateStat{"drain": res.Drain, "db": res.DB, "naive": res.Naive} {
+	for name, r := range map[string]*benchkit.RateStat{"drain": res.Drain, "db": res.DB, "naive": res.Naive} {
 		if r == nil || r.Median <= 0 || len(r.Rounds) != 1 {
 			t.Errorf("%s = %+v, want one positive round", name, r)
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 )
@@ -48,7 +49,7 @@ func (w *world) benchLatency(ctx context.Context, rate float64) (_ latencyFigure
 	if err != nil {
 		return latencyFigures{}, err
 	}
-	stopProf, err := w.startProfile(phaseLatency)
+	stopProf, err := benchkit.StartCPUProfile(w.opts.cpuProf, phaseLatency)
 	if err != nil {
 		return latencyFigures{}, err
 	}
@@ -235,17 +236,11 @@ func (r *latencyRecorder) waitFor(ctx context.Context, n int) error {
 // figures returns the percentiles (nearest rank) of the samples.
 func (r *latencyRecorder) figures() latencyFigures {
 	r.mu.Lock()
-	s := slices.Clone(r.samples)
-	r.mu.Unlock()
-	slices.Sort(s)
-	f := latencyFigures{samples: len(s)}
-	if len(s) == 0 {
+	defer r.mu.Unlock()
+	f := latencyFigures{samples: len(r.samples)}
+	if len(r.samples) == 0 {
 		return f
 	}
-	rank := func(q float64) time.Duration {
-		i := int(q*float64(len(s))+0.999999) - 1
-		return s[min(max(i, 0), len(s)-1)]
-	}
-	f.p50, f.p99, f.max = rank(0.50), rank(0.99), s[len(s)-1]
+	f.p50, f.p99, f.max = benchkit.Percentile(r.samples, 50), benchkit.Percentile(r.samples, 99), slices.Max(r.samples)
 	return f
 }

@@ -63,26 +63,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/mymonit/mymonit/pkg/benchkit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "ingestbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("ingestbench", run) }
 
 // run parses the flags, runs the selected phases and prints the report.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -95,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if opts.json {
-		return writeJSON(stdout, res)
+		return benchkit.WriteJSON(stdout, res)
 	}
 	writeTable(stdout, res)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/testenv"
 )
@@ -127,25 +128,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 }
 
 func (o *options) validate() error {
-	var errs []error
-	for _, c := range []struct {
-		name string
-		v    int
-		min  int
-	}{
-		{"-drain-n", o.drainMessages, 1000},
-		{"-db-n", o.dbRows, 1000},
-		{"-batched-n", o.batchedMeasures, 1000},
-		{"-single-n", o.singleMessages, 1000},
-		{"-naive-n", o.naiveMessages, 100},
-		{"-per-message", o.perMessage, 1},
-		{"-sensors", o.sensors, 1},
-		{"-drain-prefetch", o.drainPrefetch, 1},
-		{"-rounds", o.rounds, 1},
-	} {
-		if c.v < c.min {
-			errs = append(errs, fmt.Errorf("%s is %d, must be at least %d", c.name, c.v, c.min))
-		}
+	// errors.Join drops the nils of the minimums that hold.
+	errs := []error{
+		benchkit.AtLeast("-drain-n", o.drainMessages, 1000),
+		benchkit.AtLeast("-db-n", o.dbRows, 1000),
+		benchkit.AtLeast("-batched-n", o.batchedMeasures, 1000),
+		benchkit.AtLeast("-single-n", o.singleMessages, 1000),
+		benchkit.AtLeast("-naive-n", o.naiveMessages, 100),
+		benchkit.AtLeast("-per-message", o.perMessage, 1),
+		benchkit.AtLeast("-sensors", o.sensors, 1),
+		benchkit.AtLeast("-drain-prefetch", o.drainPrefetch, 1),
+		benchkit.AtLeast("-rounds", o.rounds, 1),
 	}
 	if o.perMessage > measure.MaxBatch {
 		errs = append(errs, fmt.Errorf("-per-message is %d, at most %d", o.perMessage, measure.MaxBatch))

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/services/ingest/internal/settings"
 )
 
@@ -27,57 +25,21 @@ const (
 // results are the figures of one run, as printed by -json. Rates measured
 // over several rounds are reported as their median.
 type results struct {
-	Host     hostInfo       `json:"host"`
+	Host     benchkit.Host  `json:"host"`
 	Settings ingestSettings `json:"ingest_settings"`
 	// Rounds of the baseline/ingest pairs; naive and latency run once.
 	Rounds int `json:"rounds"`
 
-	Drain   *rateStat      `json:"drain_msgs_per_sec,omitempty"`
-	DB      *rateStat      `json:"db_rows_per_sec,omitempty"`
-	Batched *ingestResult  `json:"batched,omitempty"`
-	Single  *ingestResult  `json:"single,omitempty"`
-	Naive   *rateStat      `json:"naive_msgs_per_sec,omitempty"`
-	Latency *latencyResult `json:"latency,omitempty"`
+	Drain   *benchkit.RateStat `json:"drain_msgs_per_sec,omitempty"`
+	DB      *benchkit.RateStat `json:"db_rows_per_sec,omitempty"`
+	Batched *ingestResult      `json:"batched,omitempty"`
+	Single  *ingestResult      `json:"single,omitempty"`
+	Naive   *benchkit.RateStat `json:"naive_msgs_per_sec,omitempty"`
+	Latency *latencyResult     `json:"latency,omitempty"`
 
-	Checks []check `json:"checks"`
+	Checks benchkit.Checks `json:"checks"`
 
 	drainPrefetch int
-}
-
-// rateStat is a rate measured in one or more rounds.
-type rateStat struct {
-	Median float64   `json:"median"`
-	Min    float64   `json:"min"`
-	Max    float64   `json:"max"`
-	Rounds []float64 `json:"rounds"`
-	// MachineBusy is, per round, the fraction of all the machine's CPUs
-	// that was busy while the rate was timed (-1: unknown). Near 1, the
-	// phase was CPU-bound, by itself or by other work on the machine.
-	MachineBusy []float64 `json:"machine_cpu_busy"`
-}
-
-// add returns s (nil: a new rateStat) with the rate v of one more round,
-// timed while busy of the machine's CPUs were busy.
-func (s *rateStat) add(v, busy float64) *rateStat {
-	if s == nil {
-		s = &rateStat{}
-	}
-	s.Rounds = append(s.Rounds, v)
-	s.MachineBusy = append(s.MachineBusy, math.Round(busy*100)/100)
-	sorted := slices.Clone(s.Rounds)
-	slices.Sort(sorted)
-	s.Min, s.Max = sorted[0], sorted[len(sorted)-1]
-	n := len(sorted)
-	s.Median = (sorted[(n-1)/2] + sorted[n/2]) / 2
-	return s
-}
-
-// spread formats the range of the rounds, or "" for one round.
-func (s *rateStat) spread() string {
-	if len(s.Rounds) < 2 {
-		return ""
-	}
-	return fmt.Sprintf(" [%s–%s]", thousands(s.Min), thousands(s.Max))
 }
 
 // ingestSettings are the ingest settings in force and the -env overrides.
@@ -91,9 +53,9 @@ type ingestSettings struct {
 
 // ingestResult is a full-rate ingest phase over its rounds.
 type ingestResult struct {
-	Measures       int      `json:"measures"`
-	MeasuresPerMsg int      `json:"measures_per_message"`
-	Rate           rateStat `json:"rows_per_sec"`
+	Measures       int               `json:"measures"`
+	MeasuresPerMsg int               `json:"measures_per_message"`
+	Rate           benchkit.RateStat `json:"rows_per_sec"`
 	// PeakRSSMB is the largest peak RSS (VmHWM) of the rounds.
 	PeakRSSMB      *float64 `json:"peak_rss_mb,omitempty"`
 	PeakRSSUnknown string   `json:"peak_rss_unknown,omitempty"`
@@ -104,7 +66,7 @@ type ingestResult struct {
 
 // add records the figures of one round.
 func (r *ingestResult) add(f ingestFigures) {
-	r.Rate = *r.Rate.add(f.rowsPerSec, f.busy)
+	r.Rate = *r.Rate.Add(f.rowsPerSec, f.busy)
 	switch {
 	case f.peakRSS > 0:
 		mb := float64(f.peakRSS) / (1 << 20)
@@ -174,17 +136,9 @@ func newLatencyResult(f latencyFigures, fromBatched bool, fraction float64) *lat
 	return r
 }
 
-// check is one target, evaluated.
-type check struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Target string  `json:"target"`
-	Pass   bool    `json:"pass"`
-}
-
 func newResults(opts *options, set settings.Ingest) *results {
 	return &results{
-		Host: newHostInfo(),
+		Host: benchkit.NewHost(),
 		Settings: ingestSettings{
 			BatchSize:     set.BatchSize,
 			FlushInterval: set.FlushInterval.String(),
@@ -209,43 +163,25 @@ const (
 // evaluate fills Checks from the figures present.
 func (r *results) evaluate() {
 	r.Checks = nil
-	add := func(name string, v float64, target string, pass bool) {
-		r.Checks = append(r.Checks, check{Name: name, Value: v, Target: target, Pass: pass})
-	}
 	if r.Batched != nil && r.DB != nil {
-		v := pairedRatio(&r.Batched.Rate, r.DB)
-		add(checkBatchedVsDB, v, fmt.Sprintf(">= %.2f", targetBatchedVsDB), v >= targetBatchedVsDB)
+		v := benchkit.PairedRatio(&r.Batched.Rate, r.DB)
+		r.Checks.Add(checkBatchedVsDB, v, fmt.Sprintf(">= %.2f", targetBatchedVsDB), v >= targetBatchedVsDB)
 	}
 	if r.Single != nil && r.Drain != nil {
-		v := pairedRatio(&r.Single.Rate, r.Drain)
-		add(checkSingleVsDrain, v, fmt.Sprintf(">= %.2f", targetSingleVsDrain), v >= targetSingleVsDrain)
+		v := benchkit.PairedRatio(&r.Single.Rate, r.Drain)
+		r.Checks.Add(checkSingleVsDrain, v, fmt.Sprintf(">= %.2f", targetSingleVsDrain), v >= targetSingleVsDrain)
 	}
 	if r.Batched != nil && r.Naive != nil {
 		v := r.Batched.Rate.Median / r.Naive.Median
-		add(checkBatchedVsNaive, v, fmt.Sprintf(">= %d", targetBatchedVsNaive), v >= targetBatchedVsNaive)
+		r.Checks.Add(checkBatchedVsNaive, v, fmt.Sprintf(">= %d", targetBatchedVsNaive), v >= targetBatchedVsNaive)
 	}
 	if r.Latency != nil {
 		v := r.Latency.P99Ms
-		add(checkP99, v, fmt.Sprintf("<= %.0f", msf(targetP99)), v <= msf(targetP99))
+		r.Checks.Add(checkP99, v, fmt.Sprintf("<= %.0f", msf(targetP99)), v <= msf(targetP99))
 	}
 	if rss, ok := r.peakRSS(); ok {
-		add(checkPeakRSS, rss, fmt.Sprintf("<= %d", targetPeakRSSMB), rss <= targetPeakRSSMB)
+		r.Checks.Add(checkPeakRSS, rss, fmt.Sprintf("<= %d", targetPeakRSSMB), rss <= targetPeakRSSMB)
 	}
-}
-
-// pairedRatio is the median over rounds of num/den, each ingest round
-// divided by the baseline round that ran just before it, so that other work
-// on the machine drifting between rounds cancels out.
-func pairedRatio(num, den *rateStat) float64 {
-	n := min(len(num.Rounds), len(den.Rounds))
-	if n == 0 {
-		return num.Median / den.Median
-	}
-	var ratios *rateStat
-	for i := range n {
-		ratios = ratios.add(num.Rounds[i]/den.Rounds[i], -1)
-	}
-	return ratios.Median
 }
 
 // peakRSS is the largest peak RSS of the ingest phases that measured one.
@@ -260,39 +196,6 @@ func (r *results) peakRSS() (float64, bool) {
 	return v, ok
 }
 
-func (r *results) check(name string) (check, bool) {
-	for _, c := range r.Checks {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return check{}, false
-}
-
-// verdict is PASS or MISS for the named check, "" when it was not
-// evaluated.
-func (r *results) verdict(name string) string {
-	c, ok := r.check(name)
-	switch {
-	case !ok:
-		return ""
-	case c.Pass:
-		return "PASS"
-	default:
-		return "MISS"
-	}
-}
-
-func writeJSON(w io.Writer, r *results) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
-}
-
 // writeTable prints the human report.
 func writeTable(w io.Writer, r *results) {
 	h := r.Host
@@ -305,39 +208,39 @@ func writeTable(w io.Writer, r *results) {
 	fmt.Fprintln(tw, "path\trate\tratio / target\t")
 	na := "n/a (baseline not run)"
 	if r.Drain != nil {
-		fmt.Fprintf(tw, "broker drain alone (prefetch %d)\t%s msg/s%s\tbaseline\t\n", r.drainPrefetch, thousands(r.Drain.Median), r.Drain.spread())
+		fmt.Fprintf(tw, "broker drain alone (prefetch %d)\t%s msg/s%s\tbaseline\t\n", r.drainPrefetch, benchkit.Thousands(r.Drain.Median), r.Drain.Spread())
 	}
 	if r.DB != nil {
-		fmt.Fprintf(tw, "DB insert alone (%d rows/tx)\t%s rows/s%s\tbaseline\t\n", dbChunk, thousands(r.DB.Median), r.DB.spread())
+		fmt.Fprintf(tw, "DB insert alone (%d rows/tx)\t%s rows/s%s\tbaseline\t\n", dbChunk, benchkit.Thousands(r.DB.Median), r.DB.Spread())
 	}
 	if b := r.Batched; b != nil {
 		ratio := na
-		if c, ok := r.check(checkBatchedVsDB); ok {
+		if c, ok := r.Checks.Get(checkBatchedVsDB); ok {
 			ratio = fmt.Sprintf("%.2f × DB alone (target ≥ %.2f)", c.Value, targetBatchedVsDB)
 		}
-		fmt.Fprintf(tw, "ingest, %d measures/message\t%s rows/s%s\t%s\t%s\n", b.MeasuresPerMsg, thousands(b.Rate.Median), b.Rate.spread(), ratio, r.verdict(checkBatchedVsDB))
+		fmt.Fprintf(tw, "ingest, %d measures/message\t%s rows/s%s\t%s\t%s\n", b.MeasuresPerMsg, benchkit.Thousands(b.Rate.Median), b.Rate.Spread(), ratio, r.Checks.Verdict(checkBatchedVsDB))
 	}
 	if s := r.Single; s != nil {
 		ratio := na
-		if c, ok := r.check(checkSingleVsDrain); ok {
+		if c, ok := r.Checks.Get(checkSingleVsDrain); ok {
 			ratio = fmt.Sprintf("%.2f × drain alone (target ≥ %.2f)", c.Value, targetSingleVsDrain)
 		}
-		fmt.Fprintf(tw, "ingest, 1 measure/message\t%s rows/s%s\t%s\t%s\n", thousands(s.Rate.Median), s.Rate.spread(), ratio, r.verdict(checkSingleVsDrain))
+		fmt.Fprintf(tw, "ingest, 1 measure/message\t%s rows/s%s\t%s\t%s\n", benchkit.Thousands(s.Rate.Median), s.Rate.Spread(), ratio, r.Checks.Verdict(checkSingleVsDrain))
 	}
 	if r.Naive != nil {
 		ratio := "n/a (batched ingest not run)"
-		if c, ok := r.check(checkBatchedVsNaive); ok {
+		if c, ok := r.Checks.Get(checkBatchedVsNaive); ok {
 			ratio = fmt.Sprintf("batched ingest = %.0f × naive (target ≥ %d)", c.Value, targetBatchedVsNaive)
 		}
-		fmt.Fprintf(tw, "naive (prefetch 1, autocommit, ack each)\t%s msg/s\t%s\t%s\n", thousands(r.Naive.Median), ratio, r.verdict(checkBatchedVsNaive))
+		fmt.Fprintf(tw, "naive (prefetch 1, autocommit, ack each)\t%s msg/s\t%s\t%s\n", benchkit.Thousands(r.Naive.Median), ratio, r.Checks.Verdict(checkBatchedVsNaive))
 	}
 	if l := r.Latency; l != nil {
-		at := thousands(l.TargetMeasuresPerSec) + " measures/s"
+		at := benchkit.Thousands(l.TargetMeasuresPerSec) + " measures/s"
 		if l.FractionOfBatched > 0 {
 			at = fmt.Sprintf("%.0f%% of max rate", 100*l.FractionOfBatched)
 		}
 		fmt.Fprintf(tw, "publish→commit at %s\tp50 %.0f ms, p99 %.0f ms, max %.0f ms\t(target p99 ≤ %.0f ms)\t%s\n",
-			at, l.P50Ms, l.P99Ms, l.MaxMs, msf(targetP99), r.verdict(checkP99))
+			at, l.P50Ms, l.P99Ms, l.MaxMs, msf(targetP99), r.Checks.Verdict(checkP99))
 	}
 	if rss, ok := r.peakRSS(); ok {
 		var parts []string
@@ -347,7 +250,7 @@ func writeTable(w io.Writer, r *results) {
 			}
 		}
 		fmt.Fprintf(tw, "ingest peak RSS at full rate\t%s\t(target max ≤ %d MB, max %.0f MB)\t%s\n",
-			strings.Join(parts, ", "), targetPeakRSSMB, rss, r.verdict(checkPeakRSS))
+			strings.Join(parts, ", "), targetPeakRSSMB, rss, r.Checks.Verdict(checkPeakRSS))
 	}
 	tw.Flush()
 	s := r.Settings
@@ -362,26 +265,8 @@ func writeTable(w io.Writer, r *results) {
 	fmt.Fprintln(w)
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency phase: in-process ingest, %s measures/s asked, %s published, %d samples\n",
-			thousands(l.TargetMeasuresPerSec), thousands(l.AchievedMeasuresPerSec), l.Samples)
+			benchkit.Thousands(l.TargetMeasuresPerSec), benchkit.Thousands(l.AchievedMeasuresPerSec), l.Samples)
 	}
-}
-
-// thousands formats v rounded to a whole number with comma separators.
-func thousands(v float64) string {
-	s := strconv.FormatInt(int64(math.Round(v)), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 // msf is d in milliseconds.
