@@ -12,18 +12,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/adapters/mqtt"
 	"github.com/mymonit/mymonit/adapters/sink"
 	"github.com/mymonit/mymonit/pkg/config"
-	"github.com/mymonit/mymonit/pkg/logging"
-	"github.com/mymonit/mymonit/pkg/queue"
 )
 
 func main() {
@@ -133,43 +130,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var log *zap.Logger
-	app := fx.New(
-		sink.Supply(cfg.Adapter, "mqttbridge", version()),
+	srv := command.Server{
+		Stdout:   stdout,
+		Started:  []zap.Field{zap.Strings("mqtt.filters", rules.Filters())},
+		Stopping: "shutting down: acknowledging what RabbitMQ confirms",
+	}
+	return srv.Serve(ctx, cfg.Adapter, cfg, "mqttbridge",
 		fx.Supply(cfg.MQTT, rules),
-		fx.Decorate(func(o logging.Options) logging.Options {
-			o.Stdout = stdout
-			return o
-		}),
-		fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
-			return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zap.WarnLevel))}
-		}),
-		logging.Module,
-		queue.Module,
-		sink.Module,
 		mqtt.Module,
-		fx.Populate(&log),
 	)
-	if err := app.Err(); err != nil {
-		return err
-	}
-	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
-	defer cancel()
-	if err := app.Start(startCtx); err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	log.Info("mqttbridge started", zap.Strings("mqtt.filters", rules.Filters()), zap.Any("config", config.Describe(cfg)))
-	<-ctx.Done()
-	log.Info("shutting down: acknowledging what RabbitMQ confirms")
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.Adapter.Sink.ShutdownTimeout+app.StopTimeout())
-	defer cancelStop()
-	return app.Stop(stopCtx)
-}
-
-// version is the module version stamped by the Go toolchain.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
 }

@@ -12,18 +12,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/adapters/promscrape"
 	"github.com/mymonit/mymonit/adapters/sink"
 	"github.com/mymonit/mymonit/pkg/config"
-	"github.com/mymonit/mymonit/pkg/logging"
-	"github.com/mymonit/mymonit/pkg/queue"
 )
 
 func main() {
@@ -132,47 +129,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var log *zap.Logger
-	app := fx.New(
-		sink.Supply(cfg.Adapter, "promscrape", version()),
-		fx.Supply(cfg.Scrape, targets),
-		fx.Decorate(func(o logging.Options) logging.Options {
-			o.Stdout = stdout
-			return o
-		}),
-		fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
-			return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zap.WarnLevel))}
-		}),
-		logging.Module,
-		queue.Module,
-		sink.Module,
-		promscrape.Module,
-		fx.Populate(&log),
-	)
-	if err := app.Err(); err != nil {
-		return err
-	}
-	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
-	defer cancel()
-	if err := app.Start(startCtx); err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
 	names := make([]string, len(targets))
 	for i, t := range targets {
 		names[i] = t.Name()
 	}
-	log.Info("promscrape started", zap.Strings("targets", names), zap.Any("config", config.Describe(cfg)))
-	<-ctx.Done()
-	log.Info("shutting down: publishing what was scraped")
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.Adapter.Sink.ShutdownTimeout+app.StopTimeout())
-	defer cancelStop()
-	return app.Stop(stopCtx)
-}
-
-// version is the module version stamped by the Go toolchain.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	srv := command.Server{
+		Stdout:   stdout,
+		Started:  []zap.Field{zap.Strings("targets", names)},
+		Stopping: "shutting down: publishing what was scraped",
 	}
-	return "dev"
+	return srv.Serve(ctx, cfg.Adapter, cfg, "promscrape",
+		fx.Supply(cfg.Scrape, targets),
+		promscrape.Module,
+	)
 }

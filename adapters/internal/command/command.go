@@ -4,6 +4,7 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -86,10 +87,43 @@ func App(cfg sink.Config, producer string, opts ...fx.Option) []fx.Option {
 
 // Serve starts the application, logs the configuration, waits for ctx and
 // stops it, letting the sink flush and wait for confirms up to the shutdown
-// timeout.
+// timeout. It logs to os.Stdout; Server.Serve changes that and the start
+// and stop lines.
 func Serve(ctx context.Context, cfg sink.Config, all any, producer string, opts ...fx.Option) error {
+	return Server{}.Serve(ctx, cfg, all, producer, opts...)
+}
+
+// defaultStopping is the message Serve logs when ctx is done.
+const defaultStopping = "shutting down: flushing and waiting for confirms"
+
+// Server is what a command may change in how Serve runs it; the zero value
+// runs it as Serve does.
+type Server struct {
+	// Stdout receives the log lines. Nil means os.Stdout.
+	Stdout io.Writer
+	// Started are fields logged on the "<producer> started" line, before
+	// the configuration.
+	Started []zap.Field
+	// Stopping is the message logged when ctx is done. Empty means
+	// "shutting down: flushing and waiting for confirms".
+	Stopping string
+}
+
+// Serve starts the application of App(cfg, producer, opts...), logs
+// "<producer> started" with s.Started and all (the command's whole
+// configuration, secrets masked), waits for ctx, logs s.Stopping and stops
+// the application, letting the sink flush and wait for confirms up to the
+// shutdown timeout.
+func (s Server) Serve(ctx context.Context, cfg sink.Config, all any, producer string, opts ...fx.Option) error {
 	var log *zap.Logger
-	a := fx.New(append(App(cfg, producer, opts...), fx.Populate(&log))...)
+	appOpts := append(App(cfg, producer, opts...), fx.Populate(&log))
+	if s.Stdout != nil {
+		appOpts = append(appOpts, fx.Decorate(func(o logging.Options) logging.Options {
+			o.Stdout = s.Stdout
+			return o
+		}))
+	}
+	a := fx.New(appOpts...)
 	if err := a.Err(); err != nil {
 		return err
 	}
@@ -98,9 +132,9 @@ func Serve(ctx context.Context, cfg sink.Config, all any, producer string, opts 
 	if err := a.Start(startCtx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	log.Info(producer+" started", zap.Any("config", config.Describe(all)))
+	log.Info(producer+" started", append(slices.Clip(s.Started), zap.Any("config", config.Describe(all)))...)
 	<-ctx.Done()
-	log.Info("shutting down: flushing and waiting for confirms")
+	log.Info(cmp.Or(s.Stopping, defaultStopping))
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Sink.ShutdownTimeout+a.StopTimeout())
 	defer cancel()
 	return a.Stop(stopCtx)
