@@ -80,7 +80,7 @@ type Config struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, errBadRows) {
 		fmt.Fprintln(os.Stderr, "files:", err)
@@ -91,14 +91,15 @@ func main() {
 
 var errBadRows = errors.New("some rows were refused (reported above); the others were published")
 
-func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg Config
 	var checkpoint string
 	var restart bool
 	_, httpSet := os.LookupEnv("MYMONIT_ADAPTER_HTTP_ADDR")
 	fs := flag.NewFlagSet("files", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	err := command.Parse(fs, args, usage, &cfg, func(fs *flag.FlagSet) {
+	u := command.Usage{Head: usage, Hint: "the flags, the formats and resuming", Args: true}
+	err := command.Parse(fs, args, stdout, u, &cfg, func(fs *flag.FlagSet) {
 		if !httpSet {
 			cfg.Adapter.Sink.HTTPAddr = "" // a backfill serves no endpoints unless asked
 		}
@@ -129,8 +130,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	}
 	inputs := fs.Args()
 	if len(inputs) == 0 {
-		fmt.Fprintln(stderr, "files: name at least one FILE, or - for stdin (-h for help)")
-		return command.ErrUsage
+		return command.Usagef("name at least one FILE, or - for stdin (-h for help)")
 	}
 	if checkpoint != "" && len(inputs) > 1 {
 		return errors.New("-checkpoint names the checkpoint of a single file; with several, each gets FILE.checkpoint")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mymonit/mymonit/adapters/backfill"
 	"github.com/mymonit/mymonit/adapters/internal/amqptest"
+	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/pkg/measure"
 )
 
@@ -39,11 +41,11 @@ func TestFilesCommand(t *testing.T) {
 	var stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := run(ctx, []string{"-experiment", "atlas", csvPath}, nil, &stderr)
+	err := run(ctx, []string{"-experiment", "atlas", csvPath}, nil, io.Discard, &stderr)
 	if !errors.Is(err, errBadRows) {
 		t.Fatalf("run: %v, want the bad-rows error\n%s", err, stderr.String())
 	}
-	if err := run(ctx, []string{"-format", "jsonl", "-"}, stdin, &stderr); err != nil {
+	if err := run(ctx, []string{"-format", "jsonl", "-"}, stdin, io.Discard, &stderr); err != nil {
 		t.Fatalf("run on stdin: %v\n%s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), csvPath+`:3: value: "" is not a number`) {
@@ -65,7 +67,7 @@ func TestFilesCommand(t *testing.T) {
 	}
 
 	stderr.Reset()
-	if err := run(ctx, []string{"-experiment", "atlas", csvPath}, nil, &stderr); err != nil {
+	if err := run(ctx, []string{"-experiment", "atlas", csvPath}, nil, io.Discard, &stderr); err != nil {
 		t.Fatalf("second run: %v\n%s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "already published entirely") {
@@ -74,17 +76,48 @@ func TestFilesCommand(t *testing.T) {
 }
 
 func TestFilesUsage(t *testing.T) {
-	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"-h"}, nil, &stderr); !errors.Is(err, flag.ErrHelp) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, nil, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
 	for _, want := range []string{"every other column is a tag", "checkpoint", "MYMONIT_FILES_TIME_FORMAT", "-restart"} {
-		if !strings.Contains(stderr.String(), want) {
+		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
+	if stderr.Len() > 0 {
+		t.Errorf("help wrote to stderr:\n%s", stderr.String())
+	}
 	stderr.Reset()
-	if err := run(context.Background(), []string{"data.txt"}, nil, &stderr); err == nil || !strings.Contains(err.Error(), "give -format csv or jsonl") {
+	if err := run(context.Background(), []string{"data.txt"}, nil, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "give -format csv or jsonl") {
 		t.Errorf("unknown extension: %v", err)
+	}
+
+	tests := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		code       int
+		wantStderr string
+	}{
+		{"bad flag", nil, []string{"-formt", "csv", "a.csv"}, 2, "flag provided but not defined: -formt\nrun files -help for the flags, the formats and resuming\n"},
+		{"no file", nil, []string{"-format", "csv"}, 2, "files: name at least one FILE, or - for stdin (-h for help)\n"},
+		{"bad environment", map[string]string{"MYMONIT_FILES_TIME_FORMAT": "julian"}, []string{"a.csv"}, 1, "files: configuration:\nMYMONIT_FILES_TIME_FORMAT"},
+		{"bad flag value", nil, []string{"-time-format", "julian", "a.csv"}, 1, "files: configuration:\nMYMONIT_FILES_TIME_FORMAT (-time-format) \"julian\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, nil, &stdout, &stderr)
+			if code := command.Exit("files", err, &stderr); code != tt.code || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit status %d, stderr:\n%s\nwant %d and stderr containing %q", code, stderr.String(), tt.code, tt.wantStderr)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: %s", stdout.String())
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 	"github.com/mymonit/mymonit/adapters/httppush"
 	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/adapters/sink"
-	"github.com/mymonit/mymonit/pkg/config"
 )
 
 const usage = `usage: httppush [serve] [flags]
@@ -56,6 +54,9 @@ SHA-256 and is compared in constant time. 'key create' prints the key once.
 Restart serve to load a changed keys file.
 `
 
+// hint completes the line "run httppush -help for ..." after a bad flag.
+const hint = "the flags, the key commands and the answers"
+
 // Config is everything httppush reads from the environment.
 type Config struct {
 	Adapter  sink.Config
@@ -79,10 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
 	fs := flag.NewFlagSet("httppush", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	err := command.Parse(fs, args, usage, &cfg, func(fs *flag.FlagSet) {
+	err := command.Parse(fs, args, stdout, command.Usage{Head: usage, Hint: hint}, &cfg, func(fs *flag.FlagSet) {
 		cfg.Adapter.BindFlags(fs)
 		cfg.HTTPPush.BindFlags(fs)
-	}, cfg.Adapter.Check)
+	}, func() error { return cfg.Adapter.Check() }) // a closure: the method value would copy cfg before it is loaded
 	if err != nil {
 		return err
 	}
@@ -98,25 +99,45 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return command.ErrUsage
 	}
-	var set httppush.Settings
-	if err := config.Load(&set); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("httppush key "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&set.KeysFile, "keys-file", set.KeysFile, "keys file (MYMONIT_HTTPPUSH_KEYS_FILE)")
+	var (
+		name, exps string
+		rate       float64
+		burst      int
+		bind       func(fs *flag.FlagSet)
+	)
 	switch sub {
 	case "create":
-		name := fs.String("name", "", "producer name (required)")
-		exps := fs.String("experiments", "", `comma-separated experiments the key may publish to, or "*" (required)`)
-		rate := fs.Float64("rate", 1000, "sustained measures per second")
-		burst := fs.Int("burst", 10000, "most measures at once, and the largest request")
-		if err := fs.Parse(args); err != nil {
-			return parseErr(err)
+		bind = func(fs *flag.FlagSet) {
+			fs.StringVar(&name, "name", "", "producer name (required)")
+			fs.StringVar(&exps, "experiments", "", `comma-separated experiments the key may publish to, or "*" (required)`)
+			fs.Float64Var(&rate, "rate", 1000, "sustained measures per second")
+			fs.IntVar(&burst, "burst", 10000, "most measures at once, and the largest request")
 		}
+	case "list":
+		bind = func(*flag.FlagSet) {}
+	case "revoke":
+		bind = func(fs *flag.FlagSet) {
+			fs.StringVar(&name, "name", "", "producer whose key is removed (required)")
+		}
+	default:
+		fmt.Fprintf(stderr, "httppush: unknown key command %q\n\n%s", sub, usage)
+		return command.ErrUsage
+	}
+	var set httppush.Settings
+	fs := flag.NewFlagSet("httppush key "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	err := command.Parse(fs, args, stdout, command.Usage{Head: usage, Hint: hint}, &set, func(fs *flag.FlagSet) {
+		fs.StringVar(&set.KeysFile, "keys-file", set.KeysFile, "keys file (MYMONIT_HTTPPUSH_KEYS_FILE)")
+		bind(fs)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
 		var list []string
-		for _, e := range strings.Split(*exps, ",") {
+		for _, e := range strings.Split(exps, ",") {
 			if e = strings.TrimSpace(e); e != "" {
 				list = append(list, e)
 			}
@@ -125,16 +146,13 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := httppush.AddProducer(set.KeysFile, httppush.Producer{Name: *name, KeySHA256: hash, Experiments: list, Rate: *rate, Burst: *burst}); err != nil {
+		if err := httppush.AddProducer(set.KeysFile, httppush.Producer{Name: name, KeySHA256: hash, Experiments: list, Rate: rate, Burst: burst}); err != nil {
 			return fmt.Errorf("create key: %w", err)
 		}
-		fmt.Fprintf(stderr, "producer %q added to %s; its key is shown once, store it now (restart httppush to load it):\n", *name, set.KeysFile)
+		fmt.Fprintf(stderr, "producer %q added to %s; its key is shown once, store it now (restart httppush to load it):\n", name, set.KeysFile)
 		fmt.Fprintln(stdout, key)
 		return nil
 	case "list":
-		if err := fs.Parse(args); err != nil {
-			return parseErr(err)
-		}
 		keys, err := httppush.LoadKeys(set.KeysFile)
 		if err != nil {
 			return err
@@ -145,25 +163,11 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%g\t%d\n", p.Name, strings.Join(p.Experiments, ","), p.Rate, p.Burst)
 		}
 		return tw.Flush()
-	case "revoke":
-		name := fs.String("name", "", "producer whose key is removed (required)")
-		if err := fs.Parse(args); err != nil {
-			return parseErr(err)
-		}
-		if err := httppush.RemoveProducer(set.KeysFile, *name); err != nil {
+	default: // revoke
+		if err := httppush.RemoveProducer(set.KeysFile, name); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "producer %q removed from %s (restart httppush to apply)\n", *name, set.KeysFile)
+		fmt.Fprintf(stderr, "producer %q removed from %s (restart httppush to apply)\n", name, set.KeysFile)
 		return nil
-	default:
-		fmt.Fprintf(stderr, "httppush: unknown key command %q\n\n%s", sub, usage)
-		return command.ErrUsage
 	}
-}
-
-func parseErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return command.ErrUsage
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -224,31 +225,58 @@ func verify(t *testing.T, db *sql.DB, n int) {
 	}
 }
 
-// TestCommandLine checks -h explains the mapping and a bad environment is
-// reported by variable name.
+// TestCommandLine checks -h explains the mapping on stdout, a bad
+// environment is reported by variable name, and the exit statuses.
 func TestCommandLine(t *testing.T) {
-	out, err := exec.Command(lineprotoBin, "-h").CombinedOutput()
-	if err != nil {
-		t.Fatalf("-h: %v\n%s", err, out)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(lineprotoBin, "-h")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("-h: %v\nstderr:\n%s", err, stderr.String())
 	}
 	for _, want := range []string{"<measurement>.<field>", "MYMONIT_LINEPROTO_SENSOR_TAGS", "MYMONIT_ADAPTER_BATCH_SIZE", "-batch-size", "good lines of the same request ARE"} {
-		if !bytes.Contains(out, []byte(want)) {
+		if !bytes.Contains(stdout.Bytes(), []byte(want)) {
 			t.Errorf("-h lacks %q", want)
 		}
 	}
-	cmd := exec.Command(lineprotoBin)
+	cmd = exec.Command(lineprotoBin)
 	cmd.Env = append(os.Environ(), "MYMONIT_ADAPTER_BATCH_SIZE=lots", "MYMONIT_LINEPROTO_EXPERIMENT=Bad Name")
-	out, err = cmd.CombinedOutput()
-	if err == nil {
-		t.Fatal("started with a bad environment")
+	out, err := cmd.CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("bad environment: exit status %d, want 1\n%s", code, out)
 	}
-	for _, want := range []string{`MYMONIT_ADAPTER_BATCH_SIZE="lots"`, "MYMONIT_LINEPROTO_EXPERIMENT"} {
+	for _, want := range []string{"lineproto: configuration:\n", `MYMONIT_ADAPTER_BATCH_SIZE="lots"`, "MYMONIT_LINEPROTO_EXPERIMENT"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("error lacks %q:\n%s", want, out)
 		}
 	}
 	out, err = exec.Command(lineprotoBin, "-batch-size", "0").CombinedOutput()
-	if err == nil || !bytes.Contains(out, []byte("MYMONIT_ADAPTER_BATCH_SIZE (-batch-size): 0 is not between 1 and 10000")) {
-		t.Errorf("-batch-size 0: %v\n%s", err, out)
+	if code := exitCode(err); code != 1 || !bytes.Contains(out, []byte("MYMONIT_ADAPTER_BATCH_SIZE (-batch-size): 0 is not between 1 and 10000")) {
+		t.Errorf("-batch-size 0: exit status %d, want 1\n%s", code, out)
 	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-batchsize", "10"}, "flag provided but not defined: -batchsize\nrun lineproto -help for the flags, the endpoints and the mapping\n"},
+		{[]string{"-udp", ":8089", "extra"}, `lineproto: unexpected argument "extra" (run lineproto -help)` + "\n"},
+	} {
+		out, err := exec.Command(lineprotoBin, tt.args...).CombinedOutput()
+		if code := exitCode(err); code != 2 || string(out) != tt.want {
+			t.Errorf("%q: exit status %d, output:\n%s\nwant 2 and:\n%s", tt.args, code, out, tt.want)
+		}
+	}
+}
+
+// exitCode is the exit status of a finished command, given the error of
+// its Run.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

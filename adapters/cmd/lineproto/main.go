@@ -61,16 +61,17 @@ type Config struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(command.Exit("lineproto", err, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
 	fs := flag.NewFlagSet("lineproto", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	err := command.Parse(fs, args, usage, &cfg, func(fs *flag.FlagSet) {
+	u := command.Usage{Head: usage, Hint: "the flags, the endpoints and the mapping"}
+	err := command.Parse(fs, args, stdout, u, &cfg, func(fs *flag.FlagSet) {
 		cfg.Adapter.BindFlags(fs)
 		cfg.LineProto.BindFlags(fs)
 	}, func() error {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -20,23 +19,14 @@ import (
 	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/adapters/mqtt"
 	"github.com/mymonit/mymonit/adapters/sink"
-	"github.com/mymonit/mymonit/pkg/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "mqttbridge:", err)
-		}
-		os.Exit(1)
-	}
+	os.Exit(command.Exit("mqttbridge", err, os.Stderr))
 }
-
-// errUsage is returned for bad flags, whose message flag already printed.
-var errUsage = errors.New("usage")
 
 // settings is everything mqttbridge reads from the environment.
 type settings struct {
@@ -82,48 +72,21 @@ are logged with the topic and the reason, counted in
 mymonit_mqtt_messages_rejected_total{reason} and acknowledged, so they are not
 delivered again. Retained messages replayed at subscription are skipped
 (-accept-retained uses them).
-
-Flags (each overrides its environment variable):
 `
-
-func usage(w io.Writer, fs *flag.FlagSet, cfg *settings) {
-	fmt.Fprint(w, usageHead)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprint(w, "\nEnvironment (any NAME may be given as a file with NAME_FILE):\n")
-	for _, f := range config.Fields(cfg) {
-		def := ""
-		if f.Default != "" {
-			def = " (default " + f.Default + ")"
-		}
-		fmt.Fprintf(w, "  %s%s\n      %s\n", f.Env, def, f.Help)
-	}
-}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg settings
-	loadErr := config.Load(&cfg)
 	fs := flag.NewFlagSet("mqttbridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.Adapter.BindFlags(fs)
-	cfg.MQTT.BindFlags(fs)
-	fs.Usage = func() {} // -help prints the full usage on stdout, below
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs, &cfg)
-			return nil
-		}
-		fmt.Fprintln(stderr, "run mqttbridge -help for the flags, the rules file and the payloads")
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (run mqttbridge -help)", fs.Arg(0))
-	}
-	if loadErr != nil {
-		return fmt.Errorf("configuration:\n%w", loadErr)
-	}
-	if err := errors.Join(cfg.Adapter.Check(), cfg.MQTT.Check()); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+	u := command.Usage{Head: usageHead, Hint: "the flags, the rules file and the payloads"}
+	err := command.Parse(fs, args, stdout, u, &cfg, func(fs *flag.FlagSet) {
+		cfg.Adapter.BindFlags(fs)
+		cfg.MQTT.BindFlags(fs)
+	}, func() error {
+		return errors.Join(cfg.Adapter.Check(), cfg.MQTT.Check())
+	})
+	if err != nil {
+		return err
 	}
 	rules, err := mqtt.LoadRules(cfg.MQTT)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/testenv"
@@ -164,33 +165,42 @@ func TestConfigErrors(t *testing.T) {
 		name string
 		env  map[string]string
 		args []string
-		want string
+		want string // on stderr
+		code int
 	}{
-		{"no rules file", nil, nil, "MYMONIT_MQTT_RULES (-rules) is required"},
-		{"missing file", nil, []string{"-rules", filepath.Join(dir, "nope.yaml")}, "nope.yaml: no such file"},
-		{"bad rule named with its line", nil, []string{"-rules", bad}, "rules[0] (line 2): experiment: {2} but the topic filter has 1 + wildcards"},
-		{"bad broker URL", nil, []string{"-rules", bad, "-broker", "127.0.0.1"}, "MYMONIT_MQTT_BROKER (-broker)"},
-		{"bad environment value", map[string]string{"MYMONIT_MQTT_KEEPALIVE": "often"}, []string{"-rules", bad}, `MYMONIT_MQTT_KEEPALIVE="often"`},
-		{"no client id", nil, []string{"-rules", bad, "-client-id", ""}, "MYMONIT_MQTT_CLIENT_ID (-client-id) is required"},
+		{"no rules file", nil, nil, "MYMONIT_MQTT_RULES (-rules) is required", 1},
+		{"missing file", nil, []string{"-rules", filepath.Join(dir, "nope.yaml")}, "nope.yaml: no such file", 1},
+		{"bad rule named with its line", nil, []string{"-rules", bad}, "rules[0] (line 2): experiment: {2} but the topic filter has 1 + wildcards", 1},
+		{"bad broker URL", nil, []string{"-rules", bad, "-broker", "127.0.0.1"}, "MYMONIT_MQTT_BROKER (-broker)", 1},
+		{"bad environment value", map[string]string{"MYMONIT_MQTT_KEEPALIVE": "often"}, []string{"-rules", bad}, `MYMONIT_MQTT_KEEPALIVE="often"`, 1},
+		{"no client id", nil, []string{"-rules", bad, "-client-id", ""}, "MYMONIT_MQTT_CLIENT_ID (-client-id) is required", 1},
+		{"stray argument", nil, []string{"-rules", bad, "extra"}, `mqttbridge: unexpected argument "extra" (run mqttbridge -help)`, 2},
+		{"bad flag", nil, []string{"-rule", bad}, "flag provided but not defined: -rule\nrun mqttbridge -help for the flags, the rules file and the payloads\n", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			var out bytes.Buffer
-			err := run(t.Context(), tt.args, &out, &out)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v, want one saying %q", err, tt.want)
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, &stdout, &stderr)
+			code := command.Exit("mqttbridge", err, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("exit status %d, stderr:\n%s\nwant %d and stderr saying %q", code, stderr.String(), tt.code, tt.want)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: %s", stdout.String())
 			}
 		})
 	}
 }
 
 func TestHelpExplainsTheMapping(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"-help"}, &out, &out); err != nil {
-		t.Fatal(err)
+	t.Setenv("MYMONIT_MQTT_KEEPALIVE", "often") // the help shows all the same
+	var out, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-help"}, &out, &stderr)
+	if code := command.Exit("mqttbridge", err, &stderr); code != 0 || stderr.Len() > 0 {
+		t.Fatalf("-help: exit status %d, stderr:\n%s", code, stderr.String())
 	}
 	for _, w := range []string{"rules:", "{1}", "{#}", `"value": 21.5`, "acknowledged", "MYMONIT_MQTT_CLIENT_ID", "-broker"} {
 		if !strings.Contains(out.String(), w) {

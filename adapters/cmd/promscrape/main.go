@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -20,23 +19,14 @@ import (
 	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/adapters/promscrape"
 	"github.com/mymonit/mymonit/adapters/sink"
-	"github.com/mymonit/mymonit/pkg/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "promscrape:", err)
-		}
-		os.Exit(1)
-	}
+	os.Exit(command.Exit("promscrape", err, os.Stderr))
 }
-
-// errUsage is returned for bad flags, whose message flag already printed.
-var errUsage = errors.New("usage")
 
 // settings is everything promscrape reads from the environment.
 type settings struct {
@@ -81,48 +71,21 @@ rejected with the reason, logged and counted
 A failed scrape (unreachable, timeout, HTTP error, too large, unparsable)
 publishes nothing, is logged with the target and reason and counted
 (mymonit_promscrape_scrape_failures_total{reason}).
-
-Flags (each overrides its environment variable):
 `
-
-func usage(w io.Writer, fs *flag.FlagSet, cfg *settings) {
-	fmt.Fprint(w, usageHead)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprint(w, "\nEnvironment (any NAME may be given as a file with NAME_FILE):\n")
-	for _, f := range config.Fields(cfg) {
-		def := ""
-		if f.Default != "" {
-			def = " (default " + f.Default + ")"
-		}
-		fmt.Fprintf(w, "  %s%s\n      %s\n", f.Env, def, f.Help)
-	}
-}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg settings
-	loadErr := config.Load(&cfg)
 	fs := flag.NewFlagSet("promscrape", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.Adapter.BindFlags(fs)
-	cfg.Scrape.BindFlags(fs)
-	fs.Usage = func() {} // -help prints the full usage on stdout, below
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs, &cfg)
-			return nil
-		}
-		fmt.Fprintln(stderr, "run promscrape -help for the flags, the targets file and the mapping")
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (run promscrape -help)", fs.Arg(0))
-	}
-	if loadErr != nil {
-		return fmt.Errorf("configuration:\n%w", loadErr)
-	}
-	if err := errors.Join(cfg.Adapter.Check(), cfg.Scrape.Check()); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+	u := command.Usage{Head: usageHead, Hint: "the flags, the targets file and the mapping"}
+	err := command.Parse(fs, args, stdout, u, &cfg, func(fs *flag.FlagSet) {
+		cfg.Adapter.BindFlags(fs)
+		cfg.Scrape.BindFlags(fs)
+	}, func() error {
+		return errors.Join(cfg.Adapter.Check(), cfg.Scrape.Check())
+	})
+	if err != nil {
+		return err
 	}
 	targets, err := promscrape.LoadTargets(cfg.Scrape)
 	if err != nil {

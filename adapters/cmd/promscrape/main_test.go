@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/testenv"
@@ -144,34 +145,42 @@ func TestConfigErrors(t *testing.T) {
 		name string
 		env  map[string]string
 		args []string
-		want string
+		want string // on stderr
+		code int
 	}{
-		{"no targets file", nil, nil, "MYMONIT_PROMSCRAPE_CONFIG (-config) is required"},
-		{"missing file", nil, []string{"-config", filepath.Join(dir, "nope.yaml")}, "nope.yaml: no such file"},
-		{"unknown field named with its line", nil, []string{"-config", bad}, "line 5: field experimnt not found"},
-		{"bad environment value", map[string]string{"MYMONIT_PROMSCRAPE_INTERVAL": "soon"}, []string{"-config", bad}, `MYMONIT_PROMSCRAPE_INTERVAL="soon"`},
-		{"timeout longer than interval", nil, []string{"-config", bad, "-interval", "1s", "-timeout", "2s"}, "MYMONIT_PROMSCRAPE_TIMEOUT (-timeout) 2s is longer than"},
-		{"bad sink flag", nil, []string{"-config", bad, "-batch-size", "0"}, "MYMONIT_ADAPTER_BATCH_SIZE (-batch-size)"},
-		{"stray argument", nil, []string{"extra"}, `unexpected argument "extra"`},
+		{"no targets file", nil, nil, "MYMONIT_PROMSCRAPE_CONFIG (-config) is required", 1},
+		{"missing file", nil, []string{"-config", filepath.Join(dir, "nope.yaml")}, "nope.yaml: no such file", 1},
+		{"unknown field named with its line", nil, []string{"-config", bad}, "line 5: field experimnt not found", 1},
+		{"bad environment value", map[string]string{"MYMONIT_PROMSCRAPE_INTERVAL": "soon"}, []string{"-config", bad}, `MYMONIT_PROMSCRAPE_INTERVAL="soon"`, 1},
+		{"timeout longer than interval", nil, []string{"-config", bad, "-interval", "1s", "-timeout", "2s"}, "MYMONIT_PROMSCRAPE_TIMEOUT (-timeout) 2s is longer than", 1},
+		{"bad sink flag", nil, []string{"-config", bad, "-batch-size", "0"}, "MYMONIT_ADAPTER_BATCH_SIZE (-batch-size)", 1},
+		{"stray argument", nil, []string{"extra"}, `promscrape: unexpected argument "extra" (run promscrape -help)`, 2},
+		{"bad flag", nil, []string{"-config", bad, "-intervall", "1s"}, "flag provided but not defined: -intervall\nrun promscrape -help for the flags, the targets file and the mapping\n", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			var out bytes.Buffer
-			err := run(t.Context(), tt.args, &out, &out)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v, want one saying %q", err, tt.want)
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, &stdout, &stderr)
+			code := command.Exit("promscrape", err, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("exit status %d, stderr:\n%s\nwant %d and stderr saying %q", code, stderr.String(), tt.code, tt.want)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: %s", stdout.String())
 			}
 		})
 	}
 }
 
 func TestHelpExplainsTheMapping(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"-help"}, &out, &out); err != nil {
-		t.Fatal(err)
+	t.Setenv("MYMONIT_PROMSCRAPE_INTERVAL", "soon") // the help shows all the same
+	var out, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-help"}, &out, &stderr)
+	if code := command.Exit("promscrape", err, &stderr); code != 0 || stderr.Len() > 0 {
+		t.Fatalf("-help: exit status %d, stderr:\n%s", code, stderr.String())
 	}
 	for _, w := range []string{"targets:", "name_bucket{le=", "quantile", "exported_<name>", "MYMONIT_PROMSCRAPE_CONFIG", "-interval", "MYMONIT_AMQP_URL"} {
 		if !strings.Contains(out.String(), w) {

@@ -1,6 +1,7 @@
-// Package command runs an adapter command: configuration from the
-// environment and flags with a usage text, then the fx application until the
-// process is told to stop.
+// Package command runs an adapter command: the command line they all share
+// (Parse and Exit: configuration from the environment and flags, -help on
+// stdout, exit status 2 for a usage error and 1 for any other), then the fx
+// application until the process is told to stop.
 package command
 
 import (
@@ -23,51 +24,96 @@ import (
 	"github.com/mymonit/mymonit/pkg/queue"
 )
 
-// ErrUsage is returned after a usage error was printed; main exits 2
-// without printing it again.
+// ErrUsage marks a command-line error: Exit exits 2 for it. Returned bare,
+// it means the error was already printed; an error made by Usagef is printed
+// by Exit.
 var ErrUsage = errors.New("usage")
 
-// Parse loads cfg (a pointer to the command's configuration struct) from the
-// environment, lets bind define flags on fs that override it, and parses
-// args. -h prints usage, the flags and the environment variables of cfg, and
-// returns flag.ErrHelp. check validates the result after the flags.
-func Parse(fs *flag.FlagSet, args []string, usage string, cfg any, bind func(*flag.FlagSet), check func() error) error {
-	out := fs.Output()
-	fs.Usage = func() {
-		fmt.Fprint(out, usage)
-		fmt.Fprintf(out, "\nFlags (each overrides the environment variable it names):\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(out, "\nEnvironment (NAME_FILE reads the value from a file):\n")
-		for _, f := range config.Fields(cfg) {
-			def := ""
-			if f.Default != "" {
-				def = " (default " + f.Default + ")"
-			}
-			fmt.Fprintf(out, "  %s%s\n    \t%s\n", f.Env, def, f.Help)
+// Usagef returns a command-line error with the formatted message: Exit
+// prints it as "<name>: <message>" and exits 2.
+func Usagef(format string, a ...any) error {
+	return usageError(fmt.Sprintf(format, a...))
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func (e usageError) Is(target error) bool { return target == ErrUsage }
+
+// Usage is what a command shows of itself on its command line.
+type Usage struct {
+	// Head is the text -help prints before the flags: the synopsis and
+	// what the command does.
+	Head string
+	// Hint completes the line "run <name> -help for <Hint>" printed after
+	// a bad flag. Empty means "the flags and the environment".
+	Hint string
+	// Args allows positional arguments (fs.Args()); without it the first
+	// one is a usage error.
+	Args bool
+}
+
+// Parse is the command line of every adapter command. It loads cfg (a
+// pointer to the command's configuration struct) from the environment, lets
+// bind define flags on fs that override it, parses args and runs check
+// (which may be nil) on the result. The command's name is fs.Name(); errors
+// go to fs.Output(), its standard error. In this order:
+//
+//   - -h, -help or --help prints u.Head, the flags and the environment
+//     variables of cfg with their defaults and help to stdout and returns
+//     flag.ErrHelp (Exit: 0), even when the environment is invalid;
+//   - a bad flag: the flag package's error line and the hint line
+//     "run <name> -help for <u.Hint>" on standard error, and ErrUsage (Exit: 2);
+//   - a positional argument, unless u.Args: a Usagef error
+//     `unexpected argument "x" (run <name> -help)` (Exit: 2);
+//   - an invalid environment, or check's error: "configuration:\n" and the
+//     errors, one a line (Exit: 1).
+func Parse(fs *flag.FlagSet, args []string, stdout io.Writer, u Usage, cfg any, bind func(*flag.FlagSet), check func() error) error {
+	name := fs.Name()
+	loadErr := config.Load(cfg) // reported after the flags, so that -help works
+	bind(fs)
+	fs.Usage = func() {} // the help goes to stdout and a bad flag gets the hint, below
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs, u.Head, cfg)
+			return flag.ErrHelp
 		}
+		fmt.Fprintf(fs.Output(), "run %s -help for %s\n", name, cmp.Or(u.Hint, "the flags and the environment"))
+		return ErrUsage
 	}
-	help := slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" })
-	loadErr := config.Load(cfg)
-	if help {
-		// Show the help even when the environment is wrong.
-		bind(fs)
-		fs.Usage()
-		return flag.ErrHelp
+	if !u.Args && fs.NArg() > 0 {
+		return Usagef("unexpected argument %q (run %s -help)", fs.Arg(0), name)
 	}
 	if loadErr != nil {
 		return fmt.Errorf("configuration:\n%w", loadErr)
 	}
-	bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return ErrUsage
+	if check == nil {
+		return nil
 	}
 	if err := check(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	return nil
+}
+
+// printUsage writes head, the flags of fs and the environment variables of
+// cfg to w.
+func printUsage(w io.Writer, fs *flag.FlagSet, head string, cfg any) {
+	fmt.Fprint(w, head)
+	fmt.Fprintf(w, "\nFlags (each overrides the environment variable it names):\n")
+	errOut := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(errOut)
+	fmt.Fprintf(w, "\nEnvironment (NAME_FILE reads the value from a file):\n")
+	for _, f := range config.Fields(cfg) {
+		def := ""
+		if f.Default != "" {
+			def = " (default " + f.Default + ")"
+		}
+		fmt.Fprintf(w, "  %s%s\n    \t%s\n", f.Env, def, f.Help)
+	}
 }
 
 // App returns the fx options of an adapter named producer: the shared
@@ -148,13 +194,17 @@ func Version() string {
 	return "dev"
 }
 
-// Exit turns run's error into an exit code, printing it unless it is a usage
-// error already shown.
+// Exit turns run's error into the exit status, printing the error as
+// "<name>: <error>" on stderr unless it was already printed: 0 for nil and
+// flag.ErrHelp, 2 for a usage error (ErrUsage, Usagef), 1 for any other.
 func Exit(name string, err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, ErrUsage):
+		if err != ErrUsage {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		}
 		return 2
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
