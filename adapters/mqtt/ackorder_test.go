@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mymonit/mymonit/adapters/internal/amqptest"
 	"github.com/mymonit/mymonit/adapters/mqtt"
 	"github.com/mymonit/mymonit/adapters/sink"
 	"github.com/mymonit/mymonit/pkg/testenv"
@@ -21,7 +22,7 @@ import (
 // 1000, 50 ms), so many messages wait for their confirms at once.
 func TestBridgeAcksOnlyAfterConfirm(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	id := session(t, broker)
 	rules, err := mqtt.NewRules(mqtt.RuleSpec{Topic: prefix + "/+", Experiment: "exp", Sensor: "{1}"})

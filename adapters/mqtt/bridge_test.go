@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +14,10 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/mymonit/mymonit/adapters/internal/amqptest"
 	"github.com/mymonit/mymonit/adapters/mqtt"
 	"github.com/mymonit/mymonit/adapters/sink"
 	"github.com/mymonit/mymonit/pkg/measure"
@@ -78,34 +77,6 @@ func publish(t *testing.T, c paho.Client, topic string, retained bool, payload s
 	}
 }
 
-// testTopology declares a measures exchange and queue of the test's own.
-func testTopology(t *testing.T) queue.Config {
-	t.Helper()
-	u := testenv.AMQP(t)
-	q := queue.Config{
-		URL:          u,
-		Exchange:     testenv.Name("mymonit_test_measures"),
-		Queue:        testenv.Name("mymonit_test_ingest"),
-		DeadExchange: testenv.Name("mymonit_test_dead"),
-		DeadQueue:    testenv.Name("mymonit_test_dead"),
-		QueueType:    queue.QueueTypeClassic,
-	}
-	testenv.Cleanup(t, u, []string{q.Queue, q.DeadQueue}, []string{q.Exchange, q.DeadExchange})
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Topology().Declare(ch); err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
-
 // newSink returns a started sink publishing through pub (a real
 // *queue.Publisher unless the test wants otherwise); it closes at the end.
 func newSink(t *testing.T, pub sink.Publisher) *sink.Sink {
@@ -135,45 +106,6 @@ func realPublisher(t *testing.T, q queue.Config) *queue.Publisher {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return p
-}
-
-// collect takes messages off the queue one at a time until it holds n
-// measures.
-func collect(t *testing.T, q queue.Config, n int) []measure.Measure {
-	t.Helper()
-	conn, err := amqp.Dial(q.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []measure.Measure
-	for len(out) < n {
-		if t.Context().Err() != nil {
-			t.Fatalf("test ended with %d of %d measures", len(out), n)
-		}
-		d, ok, err := ch.Get(q.Queue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		dec, err := measure.Decode(d.Body)
-		if err != nil {
-			t.Fatalf("message %s: %v", d.Body, err)
-		}
-		out = append(out, dec.Measures...)
-	}
-	if len(out) > n {
-		t.Fatalf("%d measures, want %d: %+v", len(out), n, out)
-	}
-	slices.SortFunc(out, func(a, b measure.Measure) int { return strings.Compare(a.Sensor, b.Sensor) })
-	return out
 }
 
 func bridgeConfig(broker, clientID string) mqtt.Config {
@@ -231,7 +163,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // message is acknowledged.
 func TestBridge(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	rules, err := mqtt.NewRules(
 		mqtt.RuleSpec{Topic: prefix + "/+/+", Experiment: "{1}", Sensor: "{2}", Unit: "V"},
@@ -268,8 +200,8 @@ func TestBridge(t *testing.T) {
 		{Experiment: "exp-c", Sensor: "hv7", Time: at, Value: 7},
 		{Experiment: "exp-b", Sensor: "hv9", Time: at, Value: 9, Unit: "V", Tags: map[string]string{"rack": "r3"}},
 	}
-	got := collect(t, q, len(want))
-	if diff := cmp.Diff(want, got); diff != "" {
+	got := amqptest.CollectMeasures(t, q, len(want))
+	if diff := cmp.Diff(amqptest.Sort(want), got); diff != "" {
 		t.Errorf("measures on the queue (-want +got):\n%s", diff)
 	}
 	waitFor(t, "every message acknowledged", func() bool {
@@ -309,7 +241,7 @@ func TestBridge(t *testing.T) {
 // skipped, a live one published.
 func TestBridgeSkipsRetained(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	pub := publisher(t, broker)
 	publish(t, pub, prefix+"/old", true, `{"value": 1, "time": "2026-01-01T00:00:00Z"}`)
@@ -322,7 +254,7 @@ func TestBridgeSkipsRetained(t *testing.T) {
 	b := startBridge(t, mqtt.Params{Config: bridgeConfig(broker, session(t, broker)), Rules: rules, Sink: newSink(t, realPublisher(t, q)), Registerer: reg})
 	defer b.Stop(context.Background())
 	publish(t, pub, prefix+"/new", false, `{"value": 2, "time": "2026-01-01T00:00:00Z"}`)
-	got := collect(t, q, 1)
+	got := amqptest.CollectMeasures(t, q, 1)
 	if got[0].Sensor != "new" {
 		t.Errorf("published %+v, want the live message only", got)
 	}
@@ -350,7 +282,7 @@ func (p *blockingPublisher) Publish(ctx context.Context, _ ...queue.Message) err
 // publishes it.
 func TestBridgeRedeliversUnconfirmed(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	id := session(t, broker)
 	rules, err := mqtt.NewRules(mqtt.RuleSpec{Topic: prefix + "/+", Experiment: "exp", Sensor: "{1}"})
@@ -377,7 +309,7 @@ func TestBridgeRedeliversUnconfirmed(t *testing.T) {
 	defer b.Stop(context.Background())
 	at, _ := time.Parse(time.RFC3339, "2026-11-23T10:00:00Z")
 	want := []measure.Measure{{Experiment: "exp", Sensor: "hv1", Time: at, Value: 42}}
-	if diff := cmp.Diff(want, collect(t, q, 1)); diff != "" {
+	if diff := cmp.Diff(want, amqptest.CollectMeasures(t, q, 1)); diff != "" {
 		t.Errorf("measures after the restart (-want +got):\n%s", diff)
 	}
 }

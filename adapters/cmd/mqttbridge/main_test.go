@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,8 +19,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/go-cmp/cmp"
-	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mymonit/mymonit/adapters/internal/amqptest"
 	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
@@ -43,7 +42,7 @@ func TestMain(m *testing.M) {
 // beside them are logged with topic and reason.
 func TestBridgeToQueue(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	rules := writeRules(t, prefix)
 	adapterEnv(t, q)
@@ -62,7 +61,7 @@ func TestBridgeToQueue(t *testing.T) {
 	publish(t, pub, prefix+"/exp-a/t2", `{"value": "warm"}`)
 	publish(t, pub, prefix+"/exp-a/t3", "22.5")
 	at, _ := time.Parse(time.RFC3339, "2026-11-23T10:00:00Z")
-	got := collect(t, q, 2)
+	got := amqptest.CollectMeasures(t, q, 2)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, logs.String())
@@ -90,7 +89,7 @@ func TestBridgeToQueue(t *testing.T) {
 // measure arrives on the queue, once.
 func TestKilledBeforeConfirm(t *testing.T) {
 	broker := mqttURL(t)
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	prefix := testenv.Name("mymonit-test")
 	rules := writeRules(t, prefix)
 	id := session(t, broker)
@@ -143,7 +142,7 @@ func TestKilledBeforeConfirm(t *testing.T) {
 
 	second, out2, _ := start(q.URL)
 	at, _ := time.Parse(time.RFC3339, "2026-11-23T10:00:00Z")
-	got := collect(t, q, 1)
+	got := amqptest.CollectMeasures(t, q, 1)
 	if diff := cmp.Diff([]measure.Measure{{Experiment: "exp-a", Sensor: "hv1", Time: at, Value: 42, Unit: "degC"}}, got); diff != "" {
 		t.Errorf("measures after the restart (-want +got):\n%s", diff)
 	}
@@ -270,34 +269,6 @@ func publish(t *testing.T, c paho.Client, topic, payload string) {
 	}
 }
 
-// testTopology declares a measures exchange and queue of the test's own.
-func testTopology(t *testing.T) queue.Config {
-	t.Helper()
-	u := testenv.AMQP(t)
-	q := queue.Config{
-		URL:          u,
-		Exchange:     testenv.Name("mymonit_test_measures"),
-		Queue:        testenv.Name("mymonit_test_ingest"),
-		DeadExchange: testenv.Name("mymonit_test_dead"),
-		DeadQueue:    testenv.Name("mymonit_test_dead"),
-		QueueType:    queue.QueueTypeClassic,
-	}
-	testenv.Cleanup(t, u, []string{q.Queue, q.DeadQueue}, []string{q.Exchange, q.DeadExchange})
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Topology().Declare(ch); err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
-
 func adapterEnv(t *testing.T, q queue.Config) {
 	for k, v := range map[string]string{
 		"MYMONIT_AMQP_URL":               q.URL,
@@ -307,45 +278,6 @@ func adapterEnv(t *testing.T, q queue.Config) {
 	} {
 		t.Setenv(k, v)
 	}
-}
-
-// collect takes messages off the queue one at a time until it holds n
-// measures, sorted by sensor.
-func collect(t *testing.T, q queue.Config, n int) []measure.Measure {
-	t.Helper()
-	conn, err := amqp.Dial(q.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []measure.Measure
-	for len(out) < n {
-		if t.Context().Err() != nil {
-			t.Fatalf("test ended with %d of %d measures", len(out), n)
-		}
-		d, ok, err := ch.Get(q.Queue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		dec, err := measure.Decode(d.Body)
-		if err != nil {
-			t.Fatalf("message %s: %v", d.Body, err)
-		}
-		out = append(out, dec.Measures...)
-	}
-	if len(out) > n {
-		t.Fatalf("%d measures, want %d: %+v", len(out), n, out)
-	}
-	slices.SortFunc(out, func(a, b measure.Measure) int { return strings.Compare(a.Sensor, b.Sensor) })
-	return out
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -16,8 +16,8 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/expfmt"
-	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/mymonit/mymonit/adapters/internal/amqptest"
 	"github.com/mymonit/mymonit/adapters/internal/command"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
@@ -51,7 +51,7 @@ lab_rpc_count 10 1700000000.5
 // format and OpenMetrics and a failing one, and reads exactly the expected
 // measures from a queue bound to the measures exchange.
 func TestScrapeToQueue(t *testing.T) {
-	q := testTopology(t)
+	q := amqptest.Config(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/text", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", string(expfmt.FmtText))
@@ -99,7 +99,7 @@ func TestScrapeToQueue(t *testing.T) {
 		{Experiment: "e2e-b", Sensor: "lab_rpc_sum", Time: om, Value: 3},
 		{Experiment: "e2e-b", Sensor: `lab_rpc{quantile="0.5"}`, Time: om, Value: 0.2, Tags: map[string]string{"quantile": "0.5"}},
 	}
-	got := collect(t, q, len(want))
+	got := amqptest.CollectMeasures(t, q, len(want))
 	after := time.Now().UTC()
 	waitForLog(t, &logs, `"message":"scrape failed"`)
 	cancel()
@@ -189,35 +189,6 @@ func TestHelpExplainsTheMapping(t *testing.T) {
 	}
 }
 
-// testTopology declares a measures exchange and queue of its own on the test
-// broker and removes them when the test ends.
-func testTopology(t *testing.T) queue.Config {
-	t.Helper()
-	url := testenv.AMQP(t)
-	q := queue.Config{
-		URL:          url,
-		Exchange:     testenv.Name("mymonit_test_measures"),
-		Queue:        testenv.Name("mymonit_test_ingest"),
-		DeadExchange: testenv.Name("mymonit_test_dead"),
-		DeadQueue:    testenv.Name("mymonit_test_dead"),
-		QueueType:    queue.QueueTypeClassic,
-	}
-	testenv.Cleanup(t, url, []string{q.Queue, q.DeadQueue}, []string{q.Exchange, q.DeadExchange})
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Topology().Declare(ch); err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
-
 // adapterEnv points the command at the test topology.
 func adapterEnv(t *testing.T, q queue.Config) {
 	for k, v := range map[string]string{
@@ -232,47 +203,6 @@ func adapterEnv(t *testing.T, q queue.Config) {
 	} {
 		t.Setenv(k, v)
 	}
-}
-
-// collect takes messages off the queue one at a time (no prefetch, so
-// nothing beyond n is consumed) until it holds n measures.
-func collect(t *testing.T, q queue.Config, n int) []measure.Measure {
-	t.Helper()
-	conn, err := amqp.Dial(q.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []measure.Measure
-	for len(out) < n {
-		if t.Context().Err() != nil {
-			t.Fatalf("test ended with %d of %d measures", len(out), n)
-		}
-		d, ok, err := ch.Get(q.Queue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		dec, err := measure.Decode(d.Body)
-		if err != nil {
-			t.Fatalf("message %s: %v", d.Body, err)
-		}
-		if len(dec.Rejected) > 0 {
-			t.Fatalf("message with invalid measures: %+v", dec.Rejected)
-		}
-		out = append(out, dec.Measures...)
-	}
-	if len(out) > n {
-		t.Fatalf("%d measures, want %d: %+v", len(out), n, out)
-	}
-	return out
 }
 
 // waitForLog waits until the logs contain s.

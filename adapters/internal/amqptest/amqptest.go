@@ -138,6 +138,17 @@ func Measures(t testing.TB, msgs []Message) []measure.Measure {
 	return out
 }
 
+// CollectMeasures is Collect and Measures for exactly want measures,
+// sorted by identity (Sort): more than want fails the test.
+func CollectMeasures(t testing.TB, cfg queue.Config, want int) []measure.Measure {
+	t.Helper()
+	ms := Measures(t, Collect(t, cfg, want))
+	if len(ms) != want {
+		t.Fatalf("queue %s: %d measures, want %d: %+v", cfg.Queue, len(ms), want, ms)
+	}
+	return Sort(ms)
+}
+
 // Key is a measure's identity as a string.
 func Key(m measure.Measure) string {
 	return m.Experiment + "|" + m.Sensor + "|" + m.Time.UTC().Format(time.RFC3339Nano)
