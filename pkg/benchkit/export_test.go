@@ -2,12 +2,12 @@ package benchkit
 
 // Unexported helpers, for the tests of package benchkit_test.
 var (
-	ExitStatus   = exitStatus
-	ProfileName  = profileName
-	ParseLoadAvg = parseLoadAvg
-	ParseCPU     = parseCPU
-	BusyBetween  = busyBetween
-	Median       = median
+	ExitStatus      = exitStatus
+	ProfileName     = profileName
+	ParseLoadAvg    = parseLoadAvg
+	ParseCPU        = parseCPU
+	BusyBetween     = busyBetween
+	ParseProcessCPU = parseProcessCPU
 )
 
 // Counters returns the sums of a sample and whether it is known.

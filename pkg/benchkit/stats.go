@@ -30,7 +30,7 @@ func (s *RateStat) Add(v, busy float64) *RateStat {
 	}
 	s.Rounds = append(s.Rounds, v)
 	s.MachineBusy = append(s.MachineBusy, math.Round(busy*100)/100)
-	s.Median, s.Min, s.Max = median(s.Rounds), slices.Min(s.Rounds), slices.Max(s.Rounds)
+	s.Median, s.Min, s.Max = Median(s.Rounds), slices.Min(s.Rounds), slices.Max(s.Rounds)
 	return s
 }
 
@@ -55,12 +55,12 @@ func PairedRatio(num, den *RateStat) float64 {
 	if len(ratios) == 0 {
 		return math.NaN()
 	}
-	return median(ratios)
+	return Median(ratios)
 }
 
-// median of vs (not empty): the middle value, or the mean of the two
+// Median of vs (not empty): the middle value, or the mean of the two
 // middle values.
-func median(vs []float64) float64 {
+func Median(vs []float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
 	n := len(s)

@@ -22,19 +22,22 @@ const drainAckEvery = 100
 // were meanwhile (fraction of all CPUs, -1 when unknown).
 type measured struct {
 	rate, busy float64
-	// selfCPU is the CPU time this process used while timed (the raw
-	// consumer's cost), 0 when unknown.
-	selfCPU time.Duration
+	// cost is the CPU time per message of the broker, the database and the
+	// raw consumer (this process) while timed.
+	cost cpuCost
 }
 
 // selfCPU returns the CPU time (user + system) this process used so far.
-func selfCPU() time.Duration {
+func selfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, fmt.Errorf("cpu time: %w", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
+
+// selfMeter reads the local servers and this process as the client.
+func (w *world) selfMeter() cpuMeter { return cpuMeter{servers: w.servers, client: selfCPU} }
 
 // benchDrain measures the broker alone: a fresh quorum queue prefilled with
 // single-measure messages (not timed) is drained by a raw amqp091 consumer
@@ -50,14 +53,15 @@ func (w *world) benchDrain(ctx context.Context) (_ measured, err error) {
 	if _, err := w.prefill(ctx, cfg, n, 1); err != nil {
 		return measured{}, err
 	}
-	return consume(ctx, cfg.URL, cfg.Queue, n, w.opts.drainPrefetch, drainAckEvery, nil)
+	return consume(ctx, cfg.URL, cfg.Queue, n, w.opts.drainPrefetch, drainAckEvery, w.selfMeter(), nil)
 }
 
 // consume drains n messages of queue q with manual acks and the prefetch,
 // calling handle (when not nil) for each delivery before its ack, and
 // acking multiple every ackEvery deliveries. It returns the rate in
-// messages/s from the first delivery to the last ack.
-func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, handle func(amqp.Delivery) error) (measured, error) {
+// messages/s from the first delivery to the last ack, and the CPU cost per
+// message meter reads over that time.
+func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, meter cpuMeter, handle func(amqp.Delivery) error) (measured, error) {
 	conn, err := dialAMQP(url)
 	if err != nil {
 		return measured{}, err
@@ -78,7 +82,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 	var (
 		first, last time.Time
 		cpu         benchkit.CPUSample
-		self        time.Duration
+		atFirst     cpuReading
 	)
 	for got := 0; got < n; {
 		select {
@@ -89,7 +93,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 				return measured{}, fmt.Errorf("drained %d of %d messages: delivery channel closed", got, n)
 			}
 			if got == 0 {
-				first, cpu, self = time.Now(), benchkit.ReadCPU(benchkit.CPUNoGuest), selfCPU()
+				first, cpu, atFirst = time.Now(), benchkit.ReadCPU(benchkit.CPUNoGuest), meter.read()
 			}
 			got++
 			if handle != nil {
@@ -105,12 +109,12 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, hand
 		}
 	}
 	last = time.Now()
-	busy, used := benchkit.BusySince(cpu), selfCPU()-self
+	busy, cost := benchkit.BusySince(cpu), meter.costSince(atFirst, n)
 	if err := ch.Cancel(tag, false); err != nil {
 		return measured{}, fmt.Errorf("cancel consumer: %w", err)
 	}
 	r, err := perSecond(n-1, last.Sub(first))
-	return measured{rate: r, busy: busy, selfCPU: used}, err
+	return measured{rate: r, busy: busy, cost: cost}, err
 }
 
 // perSecond returns n/d per second, refusing a zero duration.
@@ -188,7 +192,7 @@ func (w *world) benchNaive(ctx context.Context) (_ measured, err error) {
 		}
 		return nil
 	}
-	r, err := consume(ctx, cfg.URL, cfg.Queue, n, 1, 1, handle)
+	r, err := consume(ctx, cfg.URL, cfg.Queue, n, 1, 1, w.selfMeter(), handle)
 	if err != nil {
 		return measured{}, err
 	}

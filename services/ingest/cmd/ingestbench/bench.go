@@ -57,8 +57,8 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 				return nil, fmt.Errorf("drain: %w", err)
 			}
 			res.Drain = res.Drain.Add(r.rate, r.busy)
-			say("drain: %s msg/s%s, consumer CPU %.2f s (%.1f µs/message)", benchkit.Thousands(r.rate), busyNote(r.busy, r.rate),
-				r.selfCPU.Seconds(), 1e6*r.selfCPU.Seconds()/float64(opts.drainMessages))
+			res.drainCPU = append(res.drainCPU, r.cost)
+			say("drain: %s msg/s%s%s", benchkit.Thousands(r.rate), busyNote(r.busy, r.rate), costNote(r.cost, "message"))
 		}
 		if err := w.ingestPhase(ctx, phaseSingle, bin, &res.Single, say); err != nil {
 			return nil, err
@@ -149,6 +149,6 @@ func (w *world) ingestPhase(ctx context.Context, phase, bin string, dst **ingest
 		*dst = &ingestResult{Measures: n, MeasuresPerMsg: perMsg}
 	}
 	(*dst).add(f)
-	say("%s: %s rows/s%s", phase, benchkit.Thousands(f.rowsPerSec), f.note(n))
+	say("%s: %s rows/s%s", phase, benchkit.Thousands(f.rowsPerSec), f.note())
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/queue"
 )
@@ -258,36 +259,7 @@ func vmHWM(pid int) (int64, error) {
 // cpuTime returns the CPU time (user + system, all threads) the process
 // used so far, from /proc/<pid>/stat.
 func (p *ingestProc) cpuTime() (time.Duration, error) {
-	return procCPU(p.cmd.Process.Pid)
-}
-
-// userHZ is the unit of the /proc times: USER_HZ, 100 on every Linux ABI.
-const userHZ = 100
-
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, fmt.Errorf("cpu time: %w", err)
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("cpu time: malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("cpu time: short /proc stat")
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("cpu time: %w", err)
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return benchkit.ProcessCPU(p.cmd.Process.Pid)
 }
 
 // tailBuffer keeps the last max bytes written to it.

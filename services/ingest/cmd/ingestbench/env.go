@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/mymonit/mymonit/pkg/benchkit"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/storage"
@@ -41,13 +42,16 @@ type world struct {
 	db     *sql.DB
 	store  *storage.Store
 	series []int64 // series id of sensor i
+	// servers are the broker and database processes of this machine, whose
+	// CPU time the queue phases account for.
+	servers []benchkit.ProcessGroup
 }
 
 // newWorld creates the database mymonit_bench_<random>, migrates it and
 // registers the benchmark experiment and sensors. The returned cleanup drops
 // the database; it must be called even when newWorld fails.
 func newWorld(ctx context.Context, opts *options, log *zap.Logger) (*world, func() error, error) {
-	w := &world{opts: opts, log: log, dbName: testenv.Name("mymonit_bench")}
+	w := &world{opts: opts, log: log, dbName: testenv.Name("mymonit_bench"), servers: localServers()}
 	cfg, err := mysql.ParseDSN(opts.mysqlDSN)
 	if err != nil {
 		return nil, func() error { return nil }, fmt.Errorf("-mysql-dsn: %w", err)

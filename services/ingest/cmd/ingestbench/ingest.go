@@ -28,6 +28,7 @@ type ingestFigures struct {
 	rssErr     error         // why peakRSS is 0 for a subprocess
 	cpu        time.Duration // CPU time of the ingest process, start to end; 0 if unknown
 	busy       float64       // fraction of the machine's CPUs busy while timed; -1 if unknown
+	cost       cpuCost       // CPU time per measure of broker, database and ingest while timed
 
 	// In-process runs only: how long the writers spent in UpsertMeasures
 	// (summed over the writers), in how many calls, and the span from the
@@ -88,6 +89,9 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 		atFirst  float64
 		finished time.Duration
 		cpu      benchkit.CPUSample
+		meter    = cpuMeter{servers: w.servers, client: p.cpuTime}
+		atCPU    cpuReading
+		cost     cpuCost
 	)
 	for finished == 0 {
 		select {
@@ -107,16 +111,17 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 		}
 		now := time.Now()
 		if c > 0 && first.IsZero() {
-			first, atFirst, cpu = now, c, benchkit.ReadCPU(benchkit.CPUNoGuest)
+			first, atFirst, cpu, atCPU = now, c, benchkit.ReadCPU(benchkit.CPUNoGuest), meter.read()
 		}
 		if c >= float64(n) {
 			finished = max(now.Sub(first), time.Nanosecond)
+			cost = meter.costSince(atCPU, n-int(atFirst))
 		}
 	}
 	if atFirst >= float64(n) {
 		return ingestFigures{}, fmt.Errorf("all %d measures were committed within one %v poll: raise the phase size", n, w.opts.poll)
 	}
-	f := ingestFigures{rowsPerSec: (float64(n) - atFirst) / finished.Seconds(), busy: benchkit.BusySince(cpu)}
+	f := ingestFigures{rowsPerSec: (float64(n) - atFirst) / finished.Seconds(), busy: benchkit.BusySince(cpu), cost: cost}
 	f.peakRSS, f.rssErr = p.peakRSS()
 	f.cpu, _ = p.cpuTime() // informative only
 	return f, nil
@@ -129,7 +134,7 @@ func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Con
 	if err != nil {
 		return ingestFigures{}, err
 	}
-	clock := &commitClock{total: n, done: make(chan struct{})}
+	clock := &commitClock{total: n, done: make(chan struct{}), meter: w.selfMeter()}
 	stopProf, err := benchkit.StartCPUProfile(w.opts.cpuProf, phase)
 	if err != nil {
 		return ingestFigures{}, err
@@ -149,7 +154,7 @@ func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Con
 	if err != nil {
 		return ingestFigures{}, err
 	}
-	f := ingestFigures{busy: clock.busy, commitSpan: clock.span()}
+	f := ingestFigures{busy: clock.busy, commitSpan: clock.span(), cost: clock.cost}
 	f.upsertCalls, f.upsertTime = ing.store.stats()
 	f.rowsPerSec, err = clock.rate()
 	return f, err
@@ -159,12 +164,15 @@ func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Con
 type commitClock struct {
 	total int
 	done  chan struct{} // closed when total measures were committed
+	meter cpuMeter
 
 	mu          sync.Mutex
 	n, atFirst  int
 	first, last time.Time
 	cpu         benchkit.CPUSample // at the first commit
+	atCPU       cpuReading         // at the first commit
 	busy        float64            // machine CPU busy fraction, first to last commit
+	cost        cpuCost            // CPU time per measure, first to last commit
 }
 
 func (c *commitClock) observe(ms []measure.Measure) {
@@ -172,12 +180,13 @@ func (c *commitClock) observe(ms []measure.Measure) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
-		c.first, c.atFirst, c.cpu = now, len(ms), benchkit.ReadCPU(benchkit.CPUNoGuest)
+		c.first, c.atFirst, c.cpu, c.atCPU = now, len(ms), benchkit.ReadCPU(benchkit.CPUNoGuest), c.meter.read()
 	}
 	before := c.n
 	c.n += len(ms)
 	if before < c.total && c.n >= c.total {
 		c.last, c.busy = now, benchkit.BusySince(c.cpu)
+		c.cost = c.meter.costSince(c.atCPU, c.total-c.atFirst)
 		close(c.done)
 	}
 }

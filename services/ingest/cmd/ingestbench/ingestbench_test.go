@@ -49,6 +49,12 @@ func TestSmoke(t *testing.T) {
 		l.AchievedMeasuresPerSec <= 0 {
 		t.Errorf("latency = %+v, want ordered percentiles over the samples", l)
 	}
+	// The broker and database run on this machine, so the CPU budget of
+	// the drain and single-measure phases is read.
+	if c := res.CPU; c == nil || !c.Drain.complete() || !c.Single.complete() || c.Drain.total() <= 0 ||
+		c.Single.total() <= 0 || c.Ceiling <= 0 {
+		t.Errorf("cpu budget = %+v, want the broker and client costs of both phases", c)
+	}
 	var names []string
 	for _, c := range res.Checks {
 		names = append(names, c.Name)

@@ -36,10 +36,14 @@ type results struct {
 	Single  *ingestResult      `json:"single,omitempty"`
 	Naive   *benchkit.RateStat `json:"naive_msgs_per_sec,omitempty"`
 	Latency *latencyResult     `json:"latency,omitempty"`
+	// CPU compares the CPU cost per message of the drain baseline and of
+	// single-measure ingest, when both ran with the broker on this machine.
+	CPU *cpuBudget `json:"cpu_budget,omitempty"`
 
 	Checks benchkit.Checks `json:"checks"`
 
 	drainPrefetch int
+	drainCPU      []cpuCost // per round
 }
 
 // ingestSettings are the ingest settings in force and the -env overrides.
@@ -62,6 +66,8 @@ type ingestResult struct {
 	// CPUSecondsPerRound is the CPU time of the whole ingest process in
 	// each round (start, drain, up to the last commit), all threads.
 	CPUSecondsPerRound []float64 `json:"cpu_seconds_per_round,omitempty"`
+
+	costs []cpuCost // per round
 }
 
 // add records the figures of one round.
@@ -81,6 +87,7 @@ func (r *ingestResult) add(f ingestFigures) {
 	if f.cpu > 0 {
 		r.CPUSecondsPerRound = append(r.CPUSecondsPerRound, f.cpu.Seconds())
 	}
+	r.costs = append(r.costs, f.cost)
 }
 
 // busyNote describes the machine's CPU load while a rate was timed for
@@ -94,15 +101,21 @@ func busyNote(busy, rate float64) string {
 	return fmt.Sprintf(" (machine CPU %.0f%% busy, %.1f µs per item)", 100*busy, 1e6*perItem)
 }
 
+// costNote describes a CPU cost per item for progress lines.
+func costNote(c cpuCost, item string) string {
+	if len(c) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", CPU per %s: %s", item, c)
+}
+
 // note describes the side figures of one round for progress lines.
-func (f ingestFigures) note(measures int) string {
+func (f ingestFigures) note() string {
 	s := busyNote(f.busy, f.rowsPerSec)
 	if f.peakRSS > 0 {
 		s += fmt.Sprintf(", peak RSS %.0f MB", float64(f.peakRSS)/(1<<20))
 	}
-	if f.cpu > 0 {
-		s += fmt.Sprintf(", ingest CPU %.2f s (%.1f µs/measure)", f.cpu.Seconds(), 1e6*f.cpu.Seconds()/float64(measures))
-	}
+	s += costNote(f.cost, "measure")
 	if f.upsertCalls > 0 && f.commitSpan > 0 {
 		s += fmt.Sprintf(", writers in UpsertMeasures %.0f%% of the time (summed over the writers), %.2f ms per call",
 			100*f.upsertTime.Seconds()/f.commitSpan.Seconds(), msf(f.upsertTime)/float64(f.upsertCalls))
@@ -170,6 +183,7 @@ func (r *results) evaluate() {
 	if r.Single != nil && r.Drain != nil {
 		v := benchkit.PairedRatio(&r.Single.Rate, r.Drain)
 		r.Checks.Add(checkSingleVsDrain, v, fmt.Sprintf(">= %.2f", targetSingleVsDrain), v >= targetSingleVsDrain)
+		r.CPU = newCPUBudget(r.drainCPU, r.Single.costs)
 	}
 	if r.Batched != nil && r.Naive != nil {
 		v := r.Batched.Rate.Median / r.Naive.Median
@@ -263,6 +277,10 @@ func writeTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "; env %s", strings.Join(s.Env, " "))
 	}
 	fmt.Fprintln(w)
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(w, "CPU per message (median of rounds): drain alone %s; ingest, 1 measure/message %s\n", c.Drain, c.Single)
+		fmt.Fprintf(w, "  with the machine's CPUs as busy in both, these costs allow ingest at most %.2f × drain alone\n", c.Ceiling)
+	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency phase: in-process ingest, %s measures/s asked, %s published, %d samples\n",
 			benchkit.Thousands(l.TargetMeasuresPerSec), benchkit.Thousands(l.AchievedMeasuresPerSec), l.Samples)
