@@ -305,9 +305,11 @@ func TestImagesArePinned(t *testing.T) {
 		cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Error}}{{.ImportPath}}: {{.Error}}\n{{end}}{{if .DepsErrors}}{{.ImportPath}}: {{.DepsErrors}}\n{{end}}", pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder // progress such as "go: downloading …"; shown on failure
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-			t.Errorf("PACKAGE %s: %v\n%s", pkg, err, out)
+			t.Errorf("PACKAGE %s: %v\n%s%s", pkg, err, out, stderr.String())
 			continue
 		}
 		name, err := exec.Command("go", "list", "-C", root, "-f", "{{.Name}}", pkg).Output()

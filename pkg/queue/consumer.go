@@ -54,7 +54,8 @@ type ConsumerParams struct {
 	// Logger receives connection events; nil logs nothing.
 	Logger *zap.Logger
 	// Prefetch is how many unacked deliveries the broker sends ahead; it
-	// must exceed the handler's batch size. 0 means 1000.
+	// must exceed the handler's batch size. 0 means 1000. SetPrefetch
+	// changes it while the consumer runs.
 	Prefetch int
 	// Tag is the consumer tag; empty gets a random one.
 	Tag string
@@ -77,7 +78,9 @@ type Consumer struct {
 	cfg          Config
 	log          *zap.Logger
 	tag          string
-	prefetch     int
+	prefetch     atomic.Int64  // the window of the next session
+	session      atomic.Int64  // the window of the running session, 0 between sessions
+	resize       chan struct{} // SetPrefetch's signal to the running session
 	declare      bool
 	backoff      Backoff
 	drainTimeout time.Duration
@@ -100,7 +103,7 @@ func NewConsumer(p ConsumerParams) *Consumer {
 	c := &Consumer{
 		cfg:          p.Config,
 		tag:          p.Tag,
-		prefetch:     p.Prefetch,
+		resize:       make(chan struct{}, 1),
 		declare:      p.DeclareTopology,
 		backoff:      p.Backoff.withDefaults(),
 		drainTimeout: p.DrainTimeout,
@@ -108,15 +111,43 @@ func NewConsumer(p ConsumerParams) *Consumer {
 	if c.tag == "" {
 		c.tag = "mymonit-" + uuid.NewString()
 	}
-	if c.prefetch <= 0 {
-		c.prefetch = 1000
+	if p.Prefetch <= 0 {
+		p.Prefetch = 1000
 	}
+	c.prefetch.Store(int64(p.Prefetch))
 	if c.drainTimeout <= 0 {
 		c.drainTimeout = 30 * time.Second
 	}
 	c.log = log.With(zap.String("queue.name", p.Config.Queue), zap.String("queue.consumer_tag", c.tag))
 	c.reconnects = newCounter(p.Registerer, c.log, "consumer_reconnects_total", "Consumer sessions re-established after a loss.")
 	return c
+}
+
+// Prefetch returns the prefetch window of the running session, or of the
+// next one between sessions.
+func (c *Consumer) Prefetch() int {
+	if n := c.session.Load(); n > 0 {
+		return int(n)
+	}
+	return int(c.prefetch.Load())
+}
+
+// SetPrefetch sets the prefetch window to n (n ≤ 0 is ignored). The broker
+// applies a window to a consumer when the consumer starts, so a running
+// session with another window is ended gracefully: the consumer is
+// cancelled, the handler receives what the broker sent already, sees its
+// deliveries close and returns (having acked what it handled, as at
+// shutdown), and Run starts a new session with the new window at once. It
+// returns without waiting for that.
+func (c *Consumer) SetPrefetch(n int) {
+	if n <= 0 {
+		return
+	}
+	c.prefetch.Store(int64(n))
+	select {
+	case c.resize <- struct{}{}:
+	default: // a signal is pending already; it reads the latest window
+	}
 }
 
 // Connected reports whether a session is consuming now (for /readyz).
@@ -181,6 +212,7 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 
 	bo := c.backoff.policy()
 	sessions := 0
+	resized := false
 	for {
 		s := c.takeIdle()
 		var err error
@@ -206,17 +238,25 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 			}
 			continue
 		}
-		if sessions > 0 {
+		switch {
+		case resized:
+			c.log.Info("queue: consumer restarted with a new prefetch", zap.Int("queue.prefetch", s.prefetch))
+		case sessions > 0:
 			c.reconnects.Add(1)
 			c.log.Info("queue: consumer reconnected")
-		} else {
-			c.log.Info("queue: consumer started", zap.String("queue.url", redactURL(c.cfg.URL)), zap.Int("queue.prefetch", c.prefetch))
+		default:
+			c.log.Info("queue: consumer started", zap.String("queue.url", redactURL(c.cfg.URL)), zap.Int("queue.prefetch", s.prefetch))
 		}
 		sessions++
 		start := time.Now()
-		if !c.serve(ctx, s, deliveries, handle) {
+		end := c.serve(ctx, s, deliveries, handle)
+		resized = end == endResized
+		switch end {
+		case endStopped:
 			c.log.Info("queue: consumer stopped")
 			return nil
+		case endResized:
+			continue // at once: nothing was lost
 		}
 		if time.Since(start) > c.backoff.Max {
 			bo.Reset()
@@ -227,11 +267,22 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 	}
 }
 
-// serve runs handle on one session until ctx is done (false: a graceful
-// stop) or the session ends otherwise (true: reconnect).
-func (c *Consumer) serve(ctx context.Context, s *conSession, deliveries <-chan amqp.Delivery, handle Handler) (reconnect bool) {
+// How a session ended.
+type sessionEnd int
+
+const (
+	endStopped sessionEnd = iota // ctx is done: a graceful stop
+	endLost                      // the session broke: reconnect with backoff
+	endResized                   // SetPrefetch: start again at once
+)
+
+// serve runs handle on one session until ctx is done, the prefetch window
+// changes, or the session ends otherwise.
+func (c *Consumer) serve(ctx context.Context, s *conSession, deliveries <-chan amqp.Delivery, handle Handler) sessionEnd {
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
+	c.session.Store(int64(s.prefetch))
+	defer c.session.Store(0)
 	c.connected.Store(true)
 	defer c.connected.Store(false)
 	handled := make(chan struct{})
@@ -240,10 +291,10 @@ func (c *Consumer) serve(ctx context.Context, s *conSession, deliveries <-chan a
 		handle(hctx, deliveries)
 	}()
 
-	select {
-	case <-ctx.Done():
-		// Stop the broker; what it sent already still reaches the handler,
-		// then the library closes deliveries.
+	// drain ends the session gracefully: the broker stops delivering, what
+	// it sent already still reaches the handler, then the library closes
+	// deliveries and the handler returns once it acked its work.
+	drain := func() {
 		if err := s.ch.Cancel(c.tag, false); err != nil {
 			c.log.Warn("queue: cancel consumer", zap.Error(err))
 		}
@@ -260,21 +311,42 @@ func (c *Consumer) serve(ctx context.Context, s *conSession, deliveries <-chan a
 			<-handled
 		}
 		s.close()
-		return false
-	case e := <-s.chClosed:
-		c.log.Warn("queue: consumer channel lost", zap.Error(errOrClosed(e)))
-	case e := <-s.connClosed:
-		c.log.Warn("queue: consumer connection lost", zap.Error(errOrClosed(e)))
-	case <-handled:
-		// The broker cancelled the consumer (queue deleted) or the handler
-		// broke the contract. Either way start afresh; closing returns the
-		// unacked deliveries to the queue.
-		c.log.Warn("queue: handler returned while the session was open; reconnecting")
+	}
+	for lost := false; !lost; {
+		select {
+		case <-ctx.Done():
+			drain()
+			return endStopped
+		case <-c.resize:
+			if int(c.prefetch.Load()) == s.prefetch {
+				continue // set back before this session saw it
+			}
+			drain()
+			if ctx.Err() != nil {
+				return endStopped
+			}
+			return endResized
+		case e := <-s.chClosed:
+			c.log.Warn("queue: consumer channel lost", zap.Error(errOrClosed(e)))
+			lost = true
+		case e := <-s.connClosed:
+			c.log.Warn("queue: consumer connection lost", zap.Error(errOrClosed(e)))
+			lost = true
+		case <-handled:
+			// The broker cancelled the consumer (queue deleted) or the
+			// handler broke the contract. Either way start afresh; closing
+			// returns the unacked deliveries to the queue.
+			c.log.Warn("queue: handler returned while the session was open; reconnecting")
+			lost = true
+		}
 	}
 	hcancel()
 	s.close() // closes deliveries if the library has not yet
 	<-handled
-	return ctx.Err() == nil
+	if ctx.Err() != nil {
+		return endStopped
+	}
+	return endLost
 }
 
 // settleGrace is how long a channel stays open after its last acks. A quorum
@@ -303,6 +375,7 @@ func (c *Consumer) takeIdle() *conSession {
 
 // conSession is one connection and its consuming channel.
 type conSession struct {
+	prefetch   int // the window set on ch
 	conn       *amqp.Connection
 	ch         *amqp.Channel
 	chClosed   <-chan *amqp.Error
@@ -329,9 +402,10 @@ func (c *Consumer) dial(ctx context.Context) (*conSession, error) {
 		s.close()
 		return nil, err
 	}
-	if err := s.ch.Qos(c.prefetch, 0, false); err != nil {
+	s.prefetch = int(c.prefetch.Load())
+	if err := s.ch.Qos(s.prefetch, 0, false); err != nil {
 		s.close()
-		return nil, fmt.Errorf("queue: set prefetch %d: %w", c.prefetch, err)
+		return nil, fmt.Errorf("queue: set prefetch %d: %w", s.prefetch, err)
 	}
 	s.chClosed = s.ch.NotifyClose(make(chan *amqp.Error, 1))
 	return s, nil

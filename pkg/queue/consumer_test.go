@@ -444,3 +444,100 @@ func TestConsumerErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerSetPrefetch: a new window ends the running session
+// gracefully (the handler acks what it got and returns) and the next session
+// gets the new window at once; no message is lost or delivered twice.
+func TestConsumerSetPrefetch(t *testing.T) {
+	cfg := testConfig(t, "quorum")
+	declare(t, cfg)
+	const n = 300
+	publishIDs(t, cfg, ids("w", n)...)
+	c := newConsumer(t, cfg, func(p *queue.ConsumerParams) { p.Prefetch = 10 })
+	if got := c.Prefetch(); got != 10 {
+		t.Fatalf("Prefetch() before Run = %d, want 10", got)
+	}
+
+	var (
+		sessions  int
+		windows   []int // deliveries held unacked before the broker stopped sending, per session
+		prefetchs []int // Prefetch() seen by each session
+		seen      = map[string]int{}
+		ackErrs   []error
+	)
+	all := make(chan struct{})
+	// held reads deliveries without acking until none arrives for a while,
+	// and returns them: the session's window.
+	held := func(deliveries <-chan amqp.Delivery) (got []amqp.Delivery, open bool) {
+		for {
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					return got, false
+				}
+				got = append(got, d)
+			case <-time.After(300 * time.Millisecond):
+				return got, true
+			}
+		}
+	}
+	ack := func(ds []amqp.Delivery) {
+		for _, d := range ds {
+			seen[string(d.Body)]++
+		}
+		if len(ds) > 0 {
+			if err := ds[len(ds)-1].Ack(true); err != nil {
+				ackErrs = append(ackErrs, err)
+			}
+		}
+		if len(seen) == n {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+	}
+	stop := runConsumer(t, c, func(ctx context.Context, deliveries <-chan amqp.Delivery) {
+		sessions++
+		prefetchs = append(prefetchs, c.Prefetch())
+		got, open := held(deliveries)
+		windows = append(windows, len(got))
+		if sessions == 1 {
+			c.SetPrefetch(50)
+		}
+		for open {
+			var more []amqp.Delivery
+			more, open = held(deliveries)
+			got = append(got, more...)
+			ack(got)
+			got = got[:0]
+		}
+		ack(got)
+	})
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("consumed %d of %d messages in 30 s", len(seen), n)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(ackErrs) > 0 {
+		t.Errorf("acks failed: %v", ackErrs)
+	}
+	if diff := cmp.Diff([]int{10, 50}, windows); diff != "" {
+		t.Errorf("windows per session (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{10, 50}, prefetchs); diff != "" {
+		t.Errorf("Prefetch() per session (-want +got):\n%s", diff)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("message %s delivered %d times, want once", id, k)
+		}
+	}
+	if d := depth(t, cfg.URL, cfg.Queue); d != 0 {
+		t.Errorf("queue holds %d messages, want 0", d)
+	}
+}

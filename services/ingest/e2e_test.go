@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -478,5 +479,48 @@ func TestSurvivesMariaDBRestart(t *testing.T) {
 	e.waitRows(n, 2*time.Minute)
 	if err := p.stop(30 * time.Second); err != nil {
 		t.Errorf("ingest exit: %v", err)
+	}
+}
+
+// TestWindowSizedBySmallMessages: after 1000 single-measure messages the
+// ingest binary restarts its consumer with a window sized to them (the
+// default 24 MiB of ~2.2 KiB messages, above the 2000 it starts with), and
+// every measure is stored exactly once across the restart.
+func TestWindowSizedBySmallMessages(t *testing.T) {
+	e := newEnv(t)
+	const n = 5000
+	e.publish(messages(t, 0, n, 1))
+	p := e.start()
+	e.waitRows(n, time.Minute)
+	if err := p.stop(30 * time.Second); err != nil {
+		t.Errorf("ingest exit after SIGTERM: %v", err)
+	}
+	e.verify(n)
+	out := p.out.String()
+	var resize string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "resizing the prefetch window") {
+			resize = line
+			break
+		}
+	}
+	if resize == "" {
+		t.Fatalf("no window resize logged:\n%s", tail(out, 4000))
+	}
+	var got struct {
+		Prefetch int `json:"queue.prefetch"`
+		Before   int `json:"queue.prefetch_before"`
+	}
+	if err := json.Unmarshal([]byte(resize), &got); err != nil {
+		t.Fatalf("resize log line: %v: %s", err, resize)
+	}
+	if got.Before != 2000 || got.Prefetch < 5000 || got.Prefetch > 20000 {
+		t.Errorf("window resized from %d to %d, want from 2000 to between 5000 and 20000", got.Before, got.Prefetch)
+	}
+	if !strings.Contains(out, "consumer restarted with a new prefetch") {
+		t.Errorf("consumer restart not logged:\n%s", tail(out, 4000))
+	}
+	if depth := queueDepth(t, e.amqp); depth != 0 {
+		t.Errorf("%d messages left on the queue", depth)
 	}
 }

@@ -14,10 +14,6 @@ import (
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
-// drainAckEvery is how many deliveries the raw drain consumer acks at once
-// (ack multiple).
-const drainAckEvery = 100
-
 // measured is the rate of a timed phase and how busy the machine's CPUs
 // were meanwhile (fraction of all CPUs, -1 when unknown).
 type measured struct {
@@ -41,7 +37,7 @@ func (w *world) selfMeter() cpuMeter { return cpuMeter{servers: w.servers, clien
 
 // benchDrain measures the broker alone: a fresh quorum queue prefilled with
 // single-measure messages (not timed) is drained by a raw amqp091 consumer
-// with manual acks, acking multiple every drainAckEvery. The rate is in
+// with manual acks, acking multiple every -drain-ack-every. The rate is in
 // msg/s.
 func (w *world) benchDrain(ctx context.Context) (_ measured, err error) {
 	cfg, cleanup, err := w.newTopology()
@@ -53,14 +49,14 @@ func (w *world) benchDrain(ctx context.Context) (_ measured, err error) {
 	if _, err := w.prefill(ctx, cfg, n, 1); err != nil {
 		return measured{}, err
 	}
-	return consume(ctx, cfg.URL, cfg.Queue, n, w.opts.drainPrefetch, drainAckEvery, w.selfMeter(), nil)
+	return consume(ctx, cfg.URL, cfg.Queue, n, w.opts.drainPrefetch, w.opts.drainAckEvery, w.selfMeter(), nil)
 }
 
 // consume drains n messages of queue q with manual acks and the prefetch,
 // calling handle (when not nil) for each delivery before its ack, and
 // acking multiple every ackEvery deliveries. It returns the rate in
-// messages/s from the first delivery to the last ack, and the CPU cost per
-// message meter reads over that time.
+// messages/s over the steady span of the deliveries (steadySpan), and the
+// CPU cost per message meter reads over that span.
 func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, meter cpuMeter, handle func(amqp.Delivery) error) (measured, error) {
 	conn, err := dialAMQP(url)
 	if err != nil {
@@ -79,11 +75,7 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, mete
 	if err != nil {
 		return measured{}, fmt.Errorf("consume %s: %w", q, err)
 	}
-	var (
-		first, last time.Time
-		cpu         benchkit.CPUSample
-		atFirst     cpuReading
-	)
+	clock := newSpanClock(n, meter)
 	for got := 0; got < n; {
 		select {
 		case <-ctx.Done():
@@ -92,10 +84,8 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, mete
 			if !ok {
 				return measured{}, fmt.Errorf("drained %d of %d messages: delivery channel closed", got, n)
 			}
-			if got == 0 {
-				first, cpu, atFirst = time.Now(), benchkit.ReadCPU(benchkit.CPUNoGuest), meter.read()
-			}
 			got++
+			clock.observe(time.Now(), got)
 			if handle != nil {
 				if err := handle(d); err != nil {
 					return measured{}, err
@@ -108,13 +98,11 @@ func consume(ctx context.Context, url, q string, n, prefetch, ackEvery int, mete
 			}
 		}
 	}
-	last = time.Now()
-	busy, cost := benchkit.BusySince(cpu), meter.costSince(atFirst, n)
 	if err := ch.Cancel(tag, false); err != nil {
 		return measured{}, fmt.Errorf("cancel consumer: %w", err)
 	}
-	r, err := perSecond(n-1, last.Sub(first))
-	return measured{rate: r, busy: busy, cost: cost}, err
+	r, err := clock.rate()
+	return measured{rate: r, busy: clock.busy, cost: clock.cost}, err
 }
 
 // perSecond returns n/d per second, refusing a zero duration.

@@ -51,7 +51,7 @@ func runBench(ctx context.Context, opts *options, progress io.Writer) (_ *result
 			say("round %d of %d", round, opts.rounds)
 		}
 		if opts.has(phaseDrain) {
-			say("drain: prefilling %d single-measure messages, then draining (prefetch %d, ack every %d)", opts.drainMessages, opts.drainPrefetch, drainAckEvery)
+			say("drain: prefilling %d single-measure messages, then draining (prefetch %d, ack every %d)", opts.drainMessages, opts.drainPrefetch, opts.drainAckEvery)
 			r, err := w.benchDrain(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("drain: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -47,6 +48,43 @@ func TestCPUBudget(t *testing.T) {
 			got := newCPUBudget(tc.drain, tc.single)
 			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); diff != "" {
 				t.Errorf("budget (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSpanClock(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	for _, tc := range []struct {
+		name     string
+		n        int
+		counts   []int // observed at 0, 100, 200, … ms
+		wantRate float64
+		wantErr  bool
+	}{
+		// Steady span 200..800: starts at the first count ≥ 200 (300 at
+		// 200 ms), ends at the first later count ≥ 800 (900 at 500 ms).
+		{name: "from the first count past a fifth to the first past four fifths", n: 1000,
+			counts: []int{100, 150, 300, 500, 700, 900, 1000}, wantRate: 600 / 0.3},
+		{name: "exact boundaries", n: 1000, counts: []int{200, 400, 600, 800}, wantRate: 600 / 0.3},
+		{name: "one jump over the whole span", n: 1000, counts: []int{0, 1000}, wantErr: true},
+		{name: "never reaches four fifths", n: 1000, counts: []int{100, 300, 700}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newSpanClock(tc.n, cpuMeter{})
+			for i, n := range tc.counts {
+				c.observe(at(100*i), n)
+			}
+			got, err := c.rate()
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("rate %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || math.Abs(got-tc.wantRate) > 1e-6 {
+				t.Fatalf("rate %v, %v; want %v", got, err, tc.wantRate)
 			}
 		})
 	}

@@ -41,8 +41,9 @@ type ingestFigures struct {
 // benchIngest measures ingest at full rate: a fresh quorum queue is
 // prefilled (not timed) with measures [0, n) in messages of perMsg
 // measures, then the real ingest binary bin drains it into the empty
-// measures table. The rate is timed from the first increment of its
-// committed counter, polled every -poll, to the counter reaching n.
+// measures table. The rate is timed over the steady span (steadySpan) of
+// its committed counter, polled every -poll; the phase ends when the
+// counter reaches n.
 // With -inprocess the pipeline runs in this process instead (bin unused).
 func (w *world) benchIngest(ctx context.Context, phase, bin string, n, perMsg int) (_ ingestFigures, err error) {
 	if err := w.emptyMeasures(ctx); err != nil {
@@ -84,16 +85,8 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 
 	tick := time.NewTicker(w.opts.poll)
 	defer tick.Stop()
-	var (
-		first    time.Time
-		atFirst  float64
-		finished time.Duration
-		cpu      benchkit.CPUSample
-		meter    = cpuMeter{servers: w.servers, client: p.cpuTime}
-		atCPU    cpuReading
-		cost     cpuCost
-	)
-	for finished == 0 {
+	clock := newSpanClock(n, cpuMeter{servers: w.servers, client: p.cpuTime})
+	for {
 		select {
 		case <-ctx.Done():
 			return ingestFigures{}, fmt.Errorf("waiting for %d committed measures: %w%s", n, ctx.Err(), p.output())
@@ -109,32 +102,29 @@ func (w *world) ingestBinary(ctx context.Context, bin string, cfg queue.Config, 
 		if err != nil {
 			continue // not listening yet
 		}
-		now := time.Now()
-		if c > 0 && first.IsZero() {
-			first, atFirst, cpu, atCPU = now, c, benchkit.ReadCPU(benchkit.CPUNoGuest), meter.read()
-		}
+		clock.observe(time.Now(), int(c))
 		if c >= float64(n) {
-			finished = max(now.Sub(first), time.Nanosecond)
-			cost = meter.costSince(atCPU, n-int(atFirst))
+			break
 		}
 	}
-	if atFirst >= float64(n) {
-		return ingestFigures{}, fmt.Errorf("all %d measures were committed within one %v poll: raise the phase size", n, w.opts.poll)
+	rate, err := clock.rate()
+	if err != nil {
+		return ingestFigures{}, fmt.Errorf("%w (or lower -poll, now %v)", err, w.opts.poll)
 	}
-	f := ingestFigures{rowsPerSec: (float64(n) - atFirst) / finished.Seconds(), busy: benchkit.BusySince(cpu), cost: cost}
+	f := ingestFigures{rowsPerSec: rate, busy: clock.busy, cost: clock.cost}
 	f.peakRSS, f.rssErr = p.peakRSS()
 	f.cpu, _ = p.cpuTime() // informative only
 	return f, nil
 }
 
 // ingestInProcess runs the pipeline in this process on cfg until it
-// committed n measures, timed from the first commit to the last.
+// committed n measures, timed over the steady span of its commits.
 func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Config, n int) (ingestFigures, error) {
 	set, err := w.settings(cfg)
 	if err != nil {
 		return ingestFigures{}, err
 	}
-	clock := &commitClock{total: n, done: make(chan struct{}), meter: w.selfMeter()}
+	clock := &commitClock{total: n, done: make(chan struct{}), span: newSpanClock(n, w.selfMeter())}
 	stopProf, err := benchkit.StartCPUProfile(w.opts.cpuProf, phase)
 	if err != nil {
 		return ingestFigures{}, err
@@ -154,25 +144,23 @@ func (w *world) ingestInProcess(ctx context.Context, phase string, cfg queue.Con
 	if err != nil {
 		return ingestFigures{}, err
 	}
-	f := ingestFigures{busy: clock.busy, commitSpan: clock.span(), cost: clock.cost}
+	f := ingestFigures{busy: clock.span.busy, commitSpan: clock.commitSpan(), cost: clock.span.cost}
 	f.upsertCalls, f.upsertTime = ing.store.stats()
-	f.rowsPerSec, err = clock.rate()
+	f.rowsPerSec, err = clock.span.rate()
 	return f, err
 }
 
-// commitClock times commits reported by the pipeline's OnCommit hook.
+// commitClock times commits reported by the pipeline's OnCommit hook: the
+// steady span, and the time from the first commit to the total. Its span
+// is read once done is closed.
 type commitClock struct {
 	total int
 	done  chan struct{} // closed when total measures were committed
-	meter cpuMeter
+	span  *spanClock
 
 	mu          sync.Mutex
-	n, atFirst  int
+	n           int
 	first, last time.Time
-	cpu         benchkit.CPUSample // at the first commit
-	atCPU       cpuReading         // at the first commit
-	busy        float64            // machine CPU busy fraction, first to last commit
-	cost        cpuCost            // CPU time per measure, first to last commit
 }
 
 func (c *commitClock) observe(ms []measure.Measure) {
@@ -180,30 +168,23 @@ func (c *commitClock) observe(ms []measure.Measure) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
-		c.first, c.atFirst, c.cpu, c.atCPU = now, len(ms), benchkit.ReadCPU(benchkit.CPUNoGuest), c.meter.read()
+		c.first = now
 	}
 	before := c.n
 	c.n += len(ms)
+	c.span.observe(now, c.n)
 	if before < c.total && c.n >= c.total {
-		c.last, c.busy = now, benchkit.BusySince(c.cpu)
-		c.cost = c.meter.costSince(c.atCPU, c.total-c.atFirst)
+		c.last = now
 		close(c.done)
 	}
 }
 
-// span is the time from the first commit to the one reaching the total.
-func (c *commitClock) span() time.Duration {
+// commitSpan is the time from the first commit to the one reaching the
+// total.
+func (c *commitClock) commitSpan() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last.Sub(c.first)
-}
-
-// rate returns the measures committed after the first commit per second
-// until the total was reached.
-func (c *commitClock) rate() (float64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return perSecond(c.total-c.atFirst, c.last.Sub(c.first))
 }
 
 // settings returns the ingest settings an ingest process would load with
@@ -286,10 +267,11 @@ func startInProcess(ctx context.Context, set settings.Config, onCommit func([]me
 	pipe := pipeline.New(pipeline.Params{
 		Store:     p.store,
 		Publisher: p.pub,
+		Window:    p.consumer,
 		Logger:    log,
 		Options: pipeline.Options{
 			BatchSize:     set.Ingest.BatchSize,
-			BatchMessages: set.Ingest.BatchMessages(),
+			WindowBytes:   set.Ingest.WindowBytes(),
 			Writers:       set.Ingest.Writers,
 			FlushInterval: set.Ingest.FlushInterval,
 			DrainTimeout:  set.Ingest.ShutdownTimeout,

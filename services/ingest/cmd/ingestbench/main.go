@@ -23,11 +23,10 @@
 //   - db: storage.Store.UpsertMeasures, 1000 fresh rows per call (one
 //     transaction), calls one after the other as the ingest writer makes them.
 //   - batched, single: the ingest binary, built once from this module, is
-//     started as `ingest serve` with the MYMONIT_* variables of the run; the
-//     rate runs from the first increment of its
-//     mymonit_ingest_measures_committed_total counter (read from /metrics
-//     every -poll) to the counter reaching the total. Its peak RSS (VmHWM)
-//     and CPU time are read from /proc before it is stopped with SIGTERM.
+//     started as `ingest serve` with the MYMONIT_* variables of the run; its
+//     mymonit_ingest_measures_committed_total counter is read from /metrics
+//     every -poll. Its peak RSS (VmHWM) and CPU time are read from /proc
+//     before it is stopped with SIGTERM.
 //   - naive: prefetch 1, decode, one-row autocommit INSERT (a plain
 //     database/sql Exec), ack each message.
 //   - latency: ingest runs in this process (pipeline.New with an OnCommit
@@ -36,12 +35,25 @@
 //     of the batched rate for -latency-duration, every measure stamped with
 //     its message's publish instant, and OnCommit records now − time.
 //
+// The rates of the queue phases (drain, batched, single, naive) are timed
+// over their steady part, from a fifth of the messages (or measures) acked
+// or committed to four fifths: the queue still holds messages at both ends,
+// so the consumer's prefetch window is full and every item counted was
+// delivered and handled within the span. Timed from the first commit,
+// ingest would be credited with the window of deliveries made before it;
+// timed to the last, charged with draining the window after the queue ran
+// dry. Over the same span the CPU time of the broker and the database (when
+// they run on this machine, found by process name) and of the client is
+// read from /proc: the report gives the cost per message of the drain and
+// of single-measure ingest, and the ratio of the two, which is the
+// single/drain ratio the CPUs allow when both keep them equally busy.
+//
 // The machine is usually shared, so each baseline runs right before the
 // ingest phase it is compared with, the pairs repeat for -rounds, rates are
 // medians and ratios the median of the per-round ratios. Progress lines on
 // stderr give, per phase, how busy the machine's CPUs were (near 100%, the
-// figure is CPU-bound, possibly by other work) and the CPU time ingest used
-// per measure. -inprocess runs the batched and single phases in this
+// figure is CPU-bound, possibly by other work) and the CPU time per item of
+// each party. -inprocess runs the batched and single phases in this
 // process, and -cpuprofile then profiles them (one file per phase).
 //
 // # Isolation

@@ -45,6 +45,7 @@ type options struct {
 	sensors         int
 
 	drainPrefetch   int
+	drainAckEvery   int
 	rounds          int
 	latencyDuration time.Duration
 	latencyFraction float64
@@ -88,12 +89,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	phases := fs.String("phases", strings.Join(allPhases(), ","), "comma-separated phases to run: "+strings.Join(allPhases(), ","))
 	fs.IntVar(&o.drainMessages, "drain-n", 60000, "single-measure messages drained by the raw consumer (broker baseline)")
 	fs.IntVar(&o.dbRows, "db-n", 200000, "rows inserted by storage.Store.UpsertMeasures (database baseline)")
-	fs.IntVar(&o.batchedMeasures, "batched-n", 200000, "measures ingested in batched messages")
+	fs.IntVar(&o.batchedMeasures, "batched-n", 1000000, "measures ingested in batched messages")
 	fs.IntVar(&o.perMessage, "per-message", 100, "measures per batched message")
 	fs.IntVar(&o.singleMessages, "single-n", 60000, "single-measure messages ingested")
 	fs.IntVar(&o.naiveMessages, "naive-n", 3000, "single-measure messages drained by the naive consumer")
 	fs.IntVar(&o.sensors, "sensors", 100, "sensors (series) the measures are spread over; at least -per-message")
 	fs.IntVar(&o.drainPrefetch, "drain-prefetch", 2000, "prefetch of the raw drain consumer")
+	fs.IntVar(&o.drainAckEvery, "drain-ack-every", 100, "deliveries the raw drain consumer acks at once (ack multiple); at most -drain-prefetch")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the baseline/ingest pairs (drain+single, db+batched); medians are reported")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 5*time.Second, "how long the latency phase publishes")
 	fs.Float64Var(&o.latencyFraction, "latency-fraction", 0.5, "latency phase publish rate, as a fraction of the batched ingest rate")
@@ -138,7 +140,11 @@ func (o *options) validate() error {
 		benchkit.AtLeast("-per-message", o.perMessage, 1),
 		benchkit.AtLeast("-sensors", o.sensors, 1),
 		benchkit.AtLeast("-drain-prefetch", o.drainPrefetch, 1),
+		benchkit.AtLeast("-drain-ack-every", o.drainAckEvery, 1),
 		benchkit.AtLeast("-rounds", o.rounds, 1),
+	}
+	if o.drainAckEvery > o.drainPrefetch {
+		errs = append(errs, fmt.Errorf("-drain-ack-every (%d) must be at most -drain-prefetch (%d): the consumer would wait for deliveries the broker holds back until the ack", o.drainAckEvery, o.drainPrefetch))
 	}
 	if o.perMessage > measure.MaxBatch {
 		errs = append(errs, fmt.Errorf("-per-message is %d, at most %d", o.perMessage, measure.MaxBatch))

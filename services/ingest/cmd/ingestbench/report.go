@@ -51,6 +51,7 @@ type ingestSettings struct {
 	BatchSize     int      `json:"batch_size"`
 	FlushInterval string   `json:"flush_interval"`
 	Prefetch      int      `json:"prefetch"`
+	WindowMiB     int      `json:"window_mib"`
 	InProcess     bool     `json:"in_process"`
 	Env           []string `json:"env,omitempty"`
 }
@@ -156,6 +157,7 @@ func newResults(opts *options, set settings.Ingest) *results {
 			BatchSize:     set.BatchSize,
 			FlushInterval: set.FlushInterval.String(),
 			Prefetch:      set.Prefetch,
+			WindowMiB:     set.WindowMiB,
 			InProcess:     opts.inProcess,
 			Env:           opts.env,
 		},
@@ -272,7 +274,7 @@ func writeTable(w io.Writer, r *results) {
 	if s.InProcess {
 		where = "in-process pipeline"
 	}
-	fmt.Fprintf(w, "ingest: %s; batch %d measures, flush %s, prefetch %d", where, s.BatchSize, s.FlushInterval, s.Prefetch)
+	fmt.Fprintf(w, "ingest: %s; batch %d measures, flush %s, prefetch %d at start, window %d MiB", where, s.BatchSize, s.FlushInterval, s.Prefetch, s.WindowMiB)
 	if len(s.Env) > 0 {
 		fmt.Fprintf(w, "; env %s", strings.Join(s.Env, " "))
 	}

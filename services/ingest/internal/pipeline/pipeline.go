@@ -34,6 +34,15 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...queue.Message) error
 }
 
+// Window is the prefetch window of the consumer whose deliveries Handle
+// gets: how many unacked messages the broker sends ahead. *queue.Consumer
+// implements it; SetPrefetch ends the running session gracefully and the
+// next one has the new window.
+type Window interface {
+	Prefetch() int
+	SetPrefetch(n int)
+}
+
 // Options tune the pipeline. Zero values take the defaults.
 type Options struct {
 	// BatchSize is the number of measures that closes a batch (one database
@@ -42,8 +51,18 @@ type Options struct {
 	// BatchMessages, when positive, also closes a batch that holds this many
 	// messages. A batch is acked only after its commit, so the broker's
 	// prefetch window must hold every batch in flight: Writers+1 batches of
-	// BatchMessages messages.
+	// BatchMessages messages. With a Window, it is ignored: a batch closes
+	// at the session's window divided by Writers+1.
 	BatchMessages int
+	// WindowBytes, with a Window, sizes the window by the messages: once a
+	// session has seen SizeAfter messages, the window becomes WindowBytes
+	// divided by their mean body size plus MessageOverhead, within
+	// [MinPrefetch, MaxPrefetch], when that is over 1.5 times away from
+	// the window in force (and no resize happened in the last minute).
+	// Small messages get a window large enough for big batches; large ones
+	// a window that bounds memory. 0 keeps the window as it is.
+	WindowBytes              int
+	MinPrefetch, MaxPrefetch int
 	// FlushInterval closes a batch that is not full this long after its first
 	// message arrived.
 	FlushInterval time.Duration
@@ -68,8 +87,24 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultBatchSize = 5000
-	DefaultWriters   = 2
+	DefaultBatchSize   = 5000
+	DefaultWriters     = 2
+	DefaultMinPrefetch = 32
+	DefaultMaxPrefetch = 20000
+)
+
+// Window sizing (Options.WindowBytes).
+const (
+	// SizeAfter is how many messages of a session the window is sized by.
+	SizeAfter = 1000
+	// MessageOverhead is the memory a message in the window costs beyond
+	// its body: the delivery, its headers and the decoded measures of a
+	// small message (measured: ~2 KiB a single-measure message).
+	MessageOverhead = 2 << 10
+	// resizeEvery is the least time between two resizes, so that traffic
+	// alternating between small and large messages does not restart the
+	// consumer over and over.
+	resizeEvery = time.Minute
 )
 
 func (o *Options) defaults() {
@@ -94,15 +129,25 @@ func (o *Options) defaults() {
 	if o.RetryMax <= 0 {
 		o.RetryMax = 5 * time.Second
 	}
+	if o.MinPrefetch <= 0 {
+		o.MinPrefetch = DefaultMinPrefetch
+	}
+	if o.MaxPrefetch <= 0 {
+		o.MaxPrefetch = DefaultMaxPrefetch
+	}
+	o.MaxPrefetch = max(o.MaxPrefetch, o.MinPrefetch)
 }
 
 // Params are the pipeline's dependencies.
 type Params struct {
 	Store     Store
 	Publisher Publisher
-	Logger    *zap.Logger
-	Metrics   *Metrics
-	Options   Options
+	// Window, when set, is the consumer's prefetch window: batches close
+	// at a share of it, and Options.WindowBytes sizes it.
+	Window  Window
+	Logger  *zap.Logger
+	Metrics *Metrics
+	Options Options
 }
 
 // Pipeline turns deliveries into committed rows. Its Handle method is the
@@ -115,6 +160,8 @@ type Pipeline struct {
 	opts    Options
 	cache   *resolver
 	seed    maphash.Seed
+	window  Window
+	resized time.Time // the last resize; Handle's sessions never overlap
 
 	mu      sync.Mutex
 	healthy bool // false while the database or broker fails a batch
@@ -137,6 +184,7 @@ func New(p Params) *Pipeline {
 		opts:    p.Options,
 		cache:   newResolver(p.Store),
 		seed:    maphash.MakeSeed(),
+		window:  p.Window,
 		healthy: true,
 	}
 }
@@ -275,6 +323,14 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 	var pending []*fence // fences of batches not known to be written
 	cur := free.get()
 	var messages, measures int // consumed, added to the counters per batch
+	batchMessages := p.opts.BatchMessages
+	var sizer *windowSizer
+	if p.window != nil {
+		batchMessages = max(1, p.window.Prefetch()/(p.opts.Writers+1))
+		if p.opts.WindowBytes > 0 && time.Since(p.resized) >= resizeEvery {
+			sizer = &windowSizer{}
+		}
+	}
 	seal := func() {
 		timer.Stop()
 		if len(cur.items) == 0 {
@@ -304,19 +360,57 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 			if len(cur.items) == 0 {
 				timer.Reset(p.opts.FlushInterval)
 			}
+			if sizer != nil && sizer.observe(len(d.Body)) {
+				p.resize(sizer.mean())
+				sizer = nil
+			}
 			cur.items = append(cur.items, item{})
 			it := &cur.items[len(cur.items)-1]
 			n := p.decode(d, it)
 			messages++
 			measures += n
 			cur.measures += len(it.measures)
-			if cur.measures >= p.opts.BatchSize || len(cur.items) == p.opts.BatchMessages {
+			if cur.measures >= p.opts.BatchSize || len(cur.items) == batchMessages {
 				seal()
 			}
 		case <-timer.C:
 			seal()
 		}
 	}
+}
+
+// windowSizer gathers the body sizes of a session's first SizeAfter
+// messages.
+type windowSizer struct{ n, bytes int }
+
+// observe adds a body of n bytes and reports whether SizeAfter were seen.
+func (s *windowSizer) observe(n int) bool {
+	s.n++
+	s.bytes += n
+	return s.n == SizeAfter
+}
+
+func (s *windowSizer) mean() int { return s.bytes / max(s.n, 1) }
+
+// windowFor is the window for messages of mean body size: WindowBytes of
+// them, within [MinPrefetch, MaxPrefetch].
+func (p *Pipeline) windowFor(mean int) int {
+	return min(max(p.opts.WindowBytes/(mean+MessageOverhead), p.opts.MinPrefetch), p.opts.MaxPrefetch)
+}
+
+// resize asks for the window of messages of mean body size when it is over
+// 1.5 times away from the window in force. The consumer then ends this
+// session gracefully (Handle sees its deliveries close) and starts one with
+// the new window.
+func (p *Pipeline) resize(mean int) {
+	cur, want := p.window.Prefetch(), p.windowFor(mean)
+	if 2*want <= 3*cur && 2*cur <= 3*want {
+		return
+	}
+	p.resized = time.Now()
+	p.log.Info("resizing the prefetch window to the messages' size", zap.Int("queue.prefetch", want),
+		zap.Int("queue.prefetch_before", cur), zap.Int("mymonit.message_mean_bytes", mean))
+	p.window.SetPrefetch(want)
 }
 
 // decode fills it from d and returns how many measures the message held,

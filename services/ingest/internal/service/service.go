@@ -24,6 +24,7 @@ import (
 type Consumer interface {
 	Run(ctx context.Context, handle func(ctx context.Context, deliveries <-chan amqp.Delivery)) error
 	Connected() bool
+	pipeline.Window
 }
 
 // Params are the service's dependencies.
@@ -58,11 +59,12 @@ func New(p Params) (*Service, error) {
 	pipe := pipeline.New(pipeline.Params{
 		Store:     p.Store,
 		Publisher: p.Publisher,
+		Window:    p.Consumer,
 		Logger:    p.Logger,
 		Metrics:   metrics,
 		Options: pipeline.Options{
 			BatchSize:     p.Settings.BatchSize,
-			BatchMessages: p.Settings.BatchMessages(),
+			WindowBytes:   p.Settings.WindowBytes(),
 			Writers:       p.Settings.Writers,
 			FlushInterval: p.Settings.FlushInterval,
 			DrainTimeout:  p.Settings.ShutdownTimeout,

@@ -16,22 +16,19 @@ import (
 
 // Ingest tunes the pipeline and its operational endpoints.
 type Ingest struct {
-	BatchSize       int           `env:"MYMONIT_INGEST_BATCH_SIZE" default:"5000" min:"1" max:"20000" help:"measures per database transaction; a batch closes when it holds this many, or MYMONIT_INGEST_PREFETCH / (MYMONIT_INGEST_WRITERS + 1) messages"`
+	BatchSize       int           `env:"MYMONIT_INGEST_BATCH_SIZE" default:"5000" min:"1" max:"20000" help:"measures per database transaction; a batch closes when it holds this many, or the prefetch window / (MYMONIT_INGEST_WRITERS + 1) messages"`
 	FlushInterval   time.Duration `env:"MYMONIT_INGEST_FLUSH_INTERVAL" default:"25ms" min:"1ms" max:"10s" help:"a batch that is not full closes this long after its first message"`
 	Writers         int           `env:"MYMONIT_INGEST_WRITERS" default:"2" min:"1" max:"16" help:"batches committed concurrently (each on its own database connection); acks stay in delivery order, and a measure repeated in a later batch is still written last"`
-	Prefetch        int           `env:"MYMONIT_INGEST_PREFETCH" default:"2000" min:"1" max:"65535" help:"unacked messages the broker may push to one replica; batches close at this divided by (writers + 1) messages so that the window holds every batch in flight. The window's bodies are held in memory: 2000 messages of 100 measures are ~20 MB, so raise it only for small messages"`
+	Prefetch        int           `env:"MYMONIT_INGEST_PREFETCH" default:"2000" min:"1" max:"65535" help:"the prefetch window (unacked messages the broker may push to one replica) until MYMONIT_INGEST_WINDOW_MIB sizes it, or always when that is 0; batches close at the window divided by (writers + 1) messages so that the window holds every batch in flight"`
+	WindowMiB       int           `env:"MYMONIT_INGEST_WINDOW_MIB" default:"24" min:"0" max:"1024" help:"memory the prefetch window may hold, in MiB: after 1000 messages the window becomes this divided by their mean size plus ~2 KiB, between 32 and 20000 messages (about 2000 messages of 100 measures, 11000 single-measure messages), when that is over 1.5 times away from the window in force; the consumer then finishes its batches and restarts with the new window (at most once a minute). 0 keeps MYMONIT_INGEST_PREFETCH"`
 	MemoryLimitMiB  int           `env:"MYMONIT_INGEST_MEMORY_LIMIT_MIB" default:"48" min:"0" help:"soft limit of the Go runtime's memory in MiB (debug.SetMemoryLimit): the garbage collector works harder near it rather than let the heap double; 0 sets none. A GOMEMLIMIT variable, when set, wins"`
 	HTTPAddr        string        `env:"MYMONIT_INGEST_HTTP_ADDR" default:":9101" help:"listen address of /healthz, /readyz and /metrics"`
 	ShutdownTimeout time.Duration `env:"MYMONIT_INGEST_SHUTDOWN_TIMEOUT" default:"30s" min:"1s" help:"how long shutdown may take to commit and ack in-flight batches"`
 }
 
-// BatchMessages is the number of messages that closes a batch: writers+1
-// batches (those committing and the one filling) fit in the prefetch window,
-// so that a batch of small messages is not left waiting for the window to
-// reopen.
-func (i Ingest) BatchMessages() int {
-	return max(1, i.Prefetch/(i.Writers+1))
-}
+// WindowBytes is the memory the prefetch window may hold, in bytes (see
+// pipeline.Options.WindowBytes); 0 keeps the window at Prefetch.
+func (i Ingest) WindowBytes() int { return i.WindowMiB << 20 }
 
 // Config is everything the ingest service reads from the environment.
 type Config struct {

@@ -16,14 +16,14 @@ func load(vars map[string]string) (settings.Config, error) {
 
 func TestDefaultsAndLimits(t *testing.T) {
 	for _, tc := range []struct {
-		name          string
-		vars          map[string]string
-		err           string // part of the error; "" for none
-		batchMessages int
+		name        string
+		vars        map[string]string
+		err         string // part of the error; "" for none
+		windowBytes int
 	}{
-		{name: "defaults", batchMessages: 666},
-		{name: "one writer", vars: map[string]string{"MYMONIT_INGEST_WRITERS": "1"}, batchMessages: 1000},
-		{name: "prefetch below writers", vars: map[string]string{"MYMONIT_INGEST_PREFETCH": "2"}, batchMessages: 1},
+		{name: "defaults", windowBytes: 24 << 20},
+		{name: "fixed window", vars: map[string]string{"MYMONIT_INGEST_WINDOW_MIB": "0"}, windowBytes: 0},
+		{name: "negative window", vars: map[string]string{"MYMONIT_INGEST_WINDOW_MIB": "-1"}, err: "MYMONIT_INGEST_WINDOW_MIB=-1: must be at least 0"},
 		{name: "no writers", vars: map[string]string{"MYMONIT_INGEST_WRITERS": "0"}, err: "MYMONIT_INGEST_WRITERS=0: must be at least 1"},
 		{name: "more writers than connections", vars: map[string]string{"MYMONIT_INGEST_WRITERS": "4", "MYMONIT_MYSQL_MAX_OPEN_CONNS": "3"},
 			err: "MYMONIT_INGEST_WRITERS=4 must not exceed MYMONIT_MYSQL_MAX_OPEN_CONNS=3"},
@@ -44,8 +44,8 @@ func TestDefaultsAndLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := c.Ingest.BatchMessages(); got != tc.batchMessages {
-				t.Errorf("BatchMessages() = %d, want %d", got, tc.batchMessages)
+			if got := c.Ingest.WindowBytes(); got != tc.windowBytes {
+				t.Errorf("WindowBytes() = %d, want %d", got, tc.windowBytes)
 			}
 		})
 	}
