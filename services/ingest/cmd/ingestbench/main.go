@@ -19,7 +19,8 @@
 // Every timed phase starts from a fresh quorum queue prefilled with
 // publisher confirms (not timed) and an empty measures table:
 //
-//   - drain: a raw amqp091 consumer, prefetch 2000, acks multiple every 100.
+//   - drain: a raw amqp091 consumer, prefetch 2000, acks multiple every 100
+//     (-drain-prefetch, -drain-ack-every).
 //   - db: storage.Store.UpsertMeasures, 1000 fresh rows per call (one
 //     transaction), calls one after the other as the ingest writer makes them.
 //   - batched, single: the ingest binary, built once from this module, is

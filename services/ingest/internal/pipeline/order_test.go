@@ -306,13 +306,15 @@ func TestLaterWriteOfAnIdentityWins(t *testing.T) {
 	}
 }
 
-// A batch also closes at BatchMessages messages, so that the batches in
-// flight fit the prefetch window however few measures each message holds.
-func TestBatchClosesAtBatchMessages(t *testing.T) {
+// A batch also closes at the window / (writers + 1) messages, so that the
+// batches in flight fit the prefetch window however few measures each
+// message holds.
+func TestBatchClosesAtWindowShare(t *testing.T) {
 	s := newFakeStore("atlas")
 	brk := newBroker(7)
-	p := pipeline.New(pipeline.Params{Store: s, Publisher: &fakePublisher{}, Options: pipeline.Options{
-		BatchSize: 1000, BatchMessages: 3, FlushInterval: time.Hour}})
+	win := &fakeWindow{prefetch: 9} // 2 writers + 1: batches of 3 messages
+	p := pipeline.New(pipeline.Params{Store: s, Publisher: &fakePublisher{}, Window: win, Options: pipeline.Options{
+		BatchSize: 1000, Writers: 2, FlushInterval: time.Hour}})
 	ch := make(chan amqp.Delivery, 7)
 	for i := range 7 {
 		ch <- amqp.Delivery{Acknowledger: brk, DeliveryTag: uint64(i + 1), ContentType: "application/json",

@@ -48,12 +48,6 @@ type Options struct {
 	// BatchSize is the number of measures that closes a batch (one database
 	// transaction).
 	BatchSize int
-	// BatchMessages, when positive, also closes a batch that holds this many
-	// messages. A batch is acked only after its commit, so the broker's
-	// prefetch window must hold every batch in flight: Writers+1 batches of
-	// BatchMessages messages. With a Window, it is ignored: a batch closes
-	// at the session's window divided by Writers+1.
-	BatchMessages int
 	// WindowBytes, with a Window, sizes the window by the messages: once a
 	// session has seen SizeAfter messages, the window becomes WindowBytes
 	// divided by their mean body size plus MessageOverhead, within
@@ -142,8 +136,11 @@ func (o *Options) defaults() {
 type Params struct {
 	Store     Store
 	Publisher Publisher
-	// Window, when set, is the consumer's prefetch window: batches close
-	// at a share of it, and Options.WindowBytes sizes it.
+	// Window, when set, is the consumer's prefetch window. A batch is acked
+	// only after its commit, so the window must hold every batch in flight:
+	// a batch also closes at the session's window divided by Writers+1
+	// messages. Options.WindowBytes sizes the window. Without one, batches
+	// close by size and time only.
 	Window  Window
 	Logger  *zap.Logger
 	Metrics *Metrics
@@ -323,7 +320,7 @@ func (p *Pipeline) Handle(ctx context.Context, deliveries <-chan amqp.Delivery) 
 	var pending []*fence // fences of batches not known to be written
 	cur := free.get()
 	var messages, measures int // consumed, added to the counters per batch
-	batchMessages := p.opts.BatchMessages
+	batchMessages := 0         // no bound by messages
 	var sizer *windowSizer
 	if p.window != nil {
 		batchMessages = max(1, p.window.Prefetch()/(p.opts.Writers+1))

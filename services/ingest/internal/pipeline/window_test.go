@@ -103,7 +103,7 @@ func TestBatchMessagesFollowTheWindow(t *testing.T) {
 	brk := newBroker(7)
 	win := &fakeWindow{prefetch: 9} // 3 writers + 1: batches of 9/4 = 2 messages
 	p := pipeline.New(pipeline.Params{Store: s, Publisher: &fakePublisher{}, Window: win, Options: pipeline.Options{
-		BatchSize: 1000, BatchMessages: 100, Writers: 3, FlushInterval: time.Hour}})
+		BatchSize: 1000, Writers: 3, FlushInterval: time.Hour}})
 	p.Handle(context.Background(), deliveries(t, brk, 7, 0))
 	if brk.multiples != 4 || brk.singles != 0 {
 		t.Errorf("%d multiple and %d single acks, want 4 batches (2+2+2+1 messages)", brk.multiples, brk.singles)
