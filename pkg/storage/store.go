@@ -281,30 +281,66 @@ func (s *Store) ExperimentBySlug(ctx context.Context, slug string) (Experiment, 
 	return e, nil
 }
 
-// ExperimentForUser returns the experiment with the slug, as
-// ExperimentBySlug does, and whether the user is one of its members, in
-// one statement: the API asks both on every experiment request of a
-// scientist.
-func (s *Store) ExperimentForUser(ctx context.Context, slug string, userID int64) (Experiment, bool, error) {
+// Caller is a user with an experiment it asks for, read together:
+// UserAndExperiment.
+type Caller struct {
+	User User
+	// Experiment is the experiment with the slug asked for; Found is false
+	// (and Experiment zero) when there is none.
+	Experiment Experiment
+	Found      bool
+	// Member reports whether the user is a member of the experiment.
+	Member bool
+}
+
+// UserAndExperiment returns the user with the Firebase uid, as
+// UserByFirebaseUID does (ErrNotFound for an unknown or erased user), with
+// the experiment with the slug, as ExperimentBySlug does, and whether the
+// user is one of its members, in one statement: the API asks all three on
+// every request about one experiment.
+func (s *Store) UserAndExperiment(ctx context.Context, uid, slug string) (Caller, error) {
 	if validateSlug(slug) != nil {
-		return Experiment{}, false, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)
+		// No experiment has it; and the PAD SPACE collation would match
+		// "x " to "x".
+		u, err := s.UserByFirebaseUID(ctx, uid)
+		return Caller{User: u}, err
+	}
+	if validateUID(uid) != nil {
+		return Caller{}, fmt.Errorf("user by firebase uid: %w", ErrNotFound)
 	}
 	var (
-		e      Experiment
-		member bool
+		c                 Caller
+		eID               sql.NullInt64
+		eSlug, eName      sql.NullString
+		eDesc             sql.NullString
+		eCreated, eUpdate sql.NullTime
 	)
-	err := s.lookup(ctx, "SELECT e.id, e.slug, e.name, e.description, e.created_at, e.updated_at, "+
-		"EXISTS (SELECT 1 FROM memberships m WHERE m.experiment_id = e.id AND m.user_id = ?) "+
-		"FROM experiments e WHERE e.slug = ?", userID, slug).
-		Scan(&e.ID, &e.Slug, &e.Name, &e.Description, &e.CreatedAt, &e.UpdatedAt, &member)
+	row := s.lookup(ctx, "SELECT u.id, u.firebase_uid, u.name, u.email, u.role, u.erased_at, u.created_at, u.updated_at, "+
+		"e.id, e.slug, e.name, e.description, e.created_at, e.updated_at, "+
+		"EXISTS (SELECT 1 FROM memberships m WHERE m.experiment_id = e.id AND m.user_id = u.id) "+
+		"FROM users u LEFT JOIN experiments e ON e.slug = ? WHERE u.firebase_uid = ?", slug, uid)
+	u, err := scanUser(scanFunc(func(dest ...any) error {
+		return row.Scan(append(dest, &eID, &eSlug, &eName, &eDesc, &eCreated, &eUpdate, &c.Member)...)
+	}))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Experiment{}, false, fmt.Errorf("experiment %q: %w", slug, ErrNotFound)
+		return Caller{}, fmt.Errorf("user by firebase uid: %w", ErrNotFound)
 	}
 	if err != nil {
-		return Experiment{}, false, fmt.Errorf("experiment %q for user %d: %w", slug, userID, err)
+		return Caller{}, fmt.Errorf("user by firebase uid and experiment %q: %w", slug, err)
 	}
-	return e, member, nil
+	c.User = u
+	if c.Found = eID.Valid; c.Found {
+		c.Experiment = Experiment{ID: eID.Int64, Slug: eSlug.String, Name: eName.String, Description: eDesc.String,
+			CreatedAt: eCreated.Time, UpdatedAt: eUpdate.Time}
+	}
+	return c, nil
 }
+
+// scanFunc is a Scan method of its own.
+type scanFunc func(dest ...any) error
+
+// Scan implements the scanner of scanUser and scanExperiment.
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 // ListExperiments returns all experiments ordered by slug.
 func (s *Store) ListExperiments(ctx context.Context) ([]Experiment, error) {

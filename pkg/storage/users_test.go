@@ -237,27 +237,34 @@ func TestMemberships(t *testing.T) {
 			t.Errorf("IsMember(%d, %d) = %v, %v; want %v", c.exp, c.user, got, err, c.want)
 		}
 	}
+	u3 := createUser(t, s, "m3", storage.RoleAdmin)
+	if _, err := s.EraseUser(ctx, u3.ID); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		slug   string
-		user   int64
-		want   storage.Experiment
-		member bool
-		err    error
+		uid, slug string
+		want      storage.Caller
+		err       error
 	}{
-		{"exp-a", u1.ID, a, true, nil},
-		{"exp-a", u2.ID, a, false, nil},
-		{"exp-b", u1.ID, b, true, nil},
-		{"exp-b", 999999, b, false, nil},
-		{"exp-c", u1.ID, storage.Experiment{}, false, storage.ErrNotFound},
-		{"exp-a ", u1.ID, storage.Experiment{}, false, storage.ErrNotFound}, // PAD SPACE would match exp-a
+		{"m1", "exp-a", storage.Caller{User: u1, Experiment: a, Found: true, Member: true}, nil},
+		{"m2", "exp-a", storage.Caller{User: u2, Experiment: a, Found: true}, nil}, // removed above
+		{"m1", "exp-b", storage.Caller{User: u1, Experiment: b, Found: true, Member: true}, nil},
+		{"m2", "exp-b", storage.Caller{User: u2, Experiment: b, Found: true}, nil},
+		{"m1", "exp-c", storage.Caller{User: u1}, nil},
+		{"m1", "exp-a ", storage.Caller{User: u1}, nil}, // PAD SPACE would match exp-a
+		{"m1", "", storage.Caller{User: u1}, nil},
+		{"nope", "exp-a", storage.Caller{}, storage.ErrNotFound},
+		{"nope", "exp-a ", storage.Caller{}, storage.ErrNotFound},
+		{"", "exp-a", storage.Caller{}, storage.ErrNotFound},
+		{"m3", "exp-a", storage.Caller{}, storage.ErrNotFound}, // erased
 	} {
-		e, member, err := s.ExperimentForUser(ctx, c.slug, c.user)
+		got, err := s.UserAndExperiment(ctx, c.uid, c.slug)
 		if !errors.Is(err, c.err) || (c.err == nil && err != nil) {
-			t.Errorf("ExperimentForUser(%q, %d): err = %v, want %v", c.slug, c.user, err, c.err)
+			t.Errorf("UserAndExperiment(%q, %q): err = %v, want %v", c.uid, c.slug, err, c.err)
 			continue
 		}
-		if member != c.member || !cmp.Equal(e, c.want) {
-			t.Errorf("ExperimentForUser(%q, %d) = %+v, %v; want %+v, %v", c.slug, c.user, e, member, c.want, c.member)
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("UserAndExperiment(%q, %q) (-want +got):\n%s", c.uid, c.slug, diff)
 		}
 	}
 }

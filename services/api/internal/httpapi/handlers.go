@@ -239,26 +239,21 @@ func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
 	if err != nil {
 		return storage.Experiment{}, err
 	}
-	infoOf(r.Context()).experiment = slug
-	var (
-		e      storage.Experiment
-		member = true
-	)
-	if u := caller(r); u.Role == storage.RoleScientist {
-		e, member, err = s.store.ExperimentForUser(r.Context(), slug, u.ID)
-	} else {
-		e, err = s.store.ExperimentBySlug(r.Context(), slug)
+	info := infoOf(r.Context())
+	info.experiment = slug
+	c := info.access
+	if c == nil {
+		// Only the routes under experimentPath call this, and authorize
+		// reads the experiment of those whose id is a slug.
+		return storage.Experiment{}, fmt.Errorf("route %s reads experiment %q that was not read with its caller", info.route, slug)
 	}
-	if errors.Is(err, storage.ErrNotFound) {
+	if !c.Found {
 		return storage.Experiment{}, experimentNotFound(slug)
 	}
-	if err != nil {
-		return storage.Experiment{}, err
+	if caller(r).Role == storage.RoleScientist && !c.Member {
+		return storage.Experiment{}, s.notMember(r, c.Experiment)
 	}
-	if !member {
-		return storage.Experiment{}, s.notMember(r, e)
-	}
-	return e, nil
+	return c.Experiment, nil
 }
 
 // notMember is the answer to a scientist that is not a member of e: 403
