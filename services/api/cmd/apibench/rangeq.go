@@ -137,15 +137,19 @@ func (b *bench) rangeAPI(ctx context.Context, q rangeQuery, check bool) (time.Du
 	}
 	if check {
 		var page struct {
-			Measures   []json.RawMessage `json:"measures"`
-			NextCursor string            `json:"next_cursor"`
+			Series []struct {
+				Sensor   string            `json:"sensor"`
+				Measures []json.RawMessage `json:"measures"`
+			} `json:"series"`
+			NextCursor string `json:"next_cursor"`
 		}
 		if err := json.Unmarshal(body, &page); err != nil {
 			return 0, fmt.Errorf("API range query: %w", err)
 		}
-		if len(page.Measures) != q.points || page.NextCursor != "" {
-			return 0, fmt.Errorf("API range query of sensor %d: %d measures, cursor %q; want %d and no cursor",
-				q.sensor, len(page.Measures), page.NextCursor, q.points)
+		if len(page.Series) != 1 || page.Series[0].Sensor != sensorName(q.sensor) ||
+			len(page.Series[0].Measures) != q.points || page.NextCursor != "" {
+			return 0, fmt.Errorf("API range query of sensor %d: %.200s…; want the %d measures of %s and no cursor",
+				q.sensor, body, q.points, sensorName(q.sensor))
 		}
 	}
 	return d, nil

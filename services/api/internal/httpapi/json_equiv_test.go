@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,15 +61,24 @@ func sensorRun(n int) []storage.Measure {
 	return out
 }
 
+// sensorRuns is randomMeasures ordered by sensor, as a page of several
+// sensors comes: runs of one sensor's measures of various lengths.
+func sensorRuns(n int, seed uint64) []storage.Measure {
+	ms := randomMeasures(n, seed)
+	sensors := []string{"", "a", `q"uote`, "é ü", "hv/module-12/current"}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for i := range ms {
+		ms[i].Sensor = sensors[rng.IntN(1+rng.IntN(len(sensors)))] // more of the first ones
+	}
+	slices.SortStableFunc(ms, func(a, b storage.Measure) int { return strings.Compare(a.Sensor, b.Sensor) })
+	return ms
+}
+
 // measurePageJSON is the page as writeJSON writes a measurePage.
 func measurePageJSON(t *testing.T, measures []storage.Measure, next string) *httptest.ResponseRecorder {
 	t.Helper()
-	out := measurePage{Measures: make([]apiMeasure, len(measures)), NextCursor: next}
-	for i, m := range measures {
-		out.Measures[i] = measureToAPI(m)
-	}
 	rec := httptest.NewRecorder()
-	writeJSON(rec, http.StatusOK, out)
+	writeJSON(rec, http.StatusOK, measurePageOf(measures, next))
 	return rec
 }
 
@@ -95,6 +106,7 @@ func TestWriteMeasurePageEquiv(t *testing.T) {
 		{"page with a cursor", randomMeasures(1000, 2), next},
 		{"largest page", randomMeasures(storage.MaxReadLimit, 3), next},
 		{"a run of one sensor across midnight", sensorRun(5000), next},
+		{"runs of several sensors", sensorRuns(3000, 4), next},
 	}
 	s := &Server{}
 	for _, tt := range tests {
@@ -104,7 +116,7 @@ func TestWriteMeasurePageEquiv(t *testing.T) {
 				cursor = encodeMeasureCursor(cursorMeasures, tt.next)
 			}
 			want := measurePageJSON(t, tt.measures, cursor)
-			if !bytes.HasPrefix(want.Body.Bytes(), []byte(`{"measures":[`)) {
+			if !bytes.HasPrefix(want.Body.Bytes(), []byte(`{"series":[`)) {
 				t.Fatalf("reference body %.40q is not a page", want.Body.String())
 			}
 			got := httptest.NewRecorder()

@@ -36,8 +36,8 @@ import (
 // starts strictly after it. With every= the measures are summarised per
 // time bucket by the database.
 //
-// JSON (the default) is paged: limit rows (default 1000, at most 10000) and
-// next_cursor while more follow. CSV (Accept: text/csv) is streamed: every
+// JSON (the default) is paged: limit rows (default 1000, at most 10000),
+// grouped by sensor (measurePage), and next_cursor while more follow. CSV (Accept: text/csv) is streamed: every
 // row of the selection, or limit rows when given, written as they are read
 // with constant memory and flushed every csvFlushRows rows (a client that
 // takes nothing for csvStallTimeout loses the stream). Once a CSV
@@ -326,37 +326,60 @@ func acceptsCSV(r *http.Request) (bool, error) {
 
 // ---- JSON ----
 
-// apiMeasure is a measure on the wire.
+// A JSON page groups its rows by sensor: "series" holds, in the read
+// order, one group per run of rows of one sensor, the sensor named once.
+// The rows of a page are runs already (the read order is by series), so a
+// sensor has one group per page, and a page of one sensor has one group.
+
+// apiMeasure is a measure on the wire, in the group of its sensor.
 type apiMeasure struct {
-	Sensor string            `json:"sensor"`
-	Time   string            `json:"time"`
-	Value  float64           `json:"value"`
-	Unit   string            `json:"unit,omitempty"`
-	Tags   map[string]string `json:"tags,omitempty"`
+	Time  string            `json:"time"`
+	Value float64           `json:"value"`
+	Unit  string            `json:"unit,omitempty"`
+	Tags  map[string]string `json:"tags,omitempty"`
 }
 
 func measureToAPI(m storage.Measure) apiMeasure {
-	return apiMeasure{Sensor: m.Sensor, Time: formatTime(m.Time), Value: m.Value, Unit: m.Unit, Tags: m.Tags}
+	return apiMeasure{Time: formatTime(m.Time), Value: m.Value, Unit: m.Unit, Tags: m.Tags}
+}
+
+// sensorMeasures is a run of measures of one sensor in a page.
+type sensorMeasures struct {
+	Sensor   string       `json:"sensor"`
+	Measures []apiMeasure `json:"measures"`
 }
 
 // measurePage is GET /v1/experiments/{id}/measures as JSON.
 type measurePage struct {
-	Measures   []apiMeasure `json:"measures"`
-	NextCursor string       `json:"next_cursor,omitempty"`
+	Series     []sensorMeasures `json:"series"`
+	NextCursor string           `json:"next_cursor,omitempty"`
 }
 
-// apiBucket is a bucket on the wire; only the aggregates asked for are set.
+// measurePageOf groups measures, in their order, into a page.
+func measurePageOf(ms []storage.Measure, next string) measurePage {
+	page := measurePage{Series: []sensorMeasures{}, NextCursor: next}
+	for i, m := range ms {
+		if i == 0 || m.Sensor != ms[i-1].Sensor {
+			page.Series = append(page.Series, sensorMeasures{Sensor: m.Sensor})
+		}
+		g := &page.Series[len(page.Series)-1]
+		g.Measures = append(g.Measures, measureToAPI(m))
+	}
+	return page
+}
+
+// apiBucket is a bucket on the wire, in the group of its sensor; only the
+// aggregates asked for are set.
 type apiBucket struct {
-	Sensor string   `json:"sensor"`
-	Time   string   `json:"time"`
-	Avg    *float64 `json:"avg,omitempty"`
-	Min    *float64 `json:"min,omitempty"`
-	Max    *float64 `json:"max,omitempty"`
-	Count  *int64   `json:"count,omitempty"`
+	Time  string   `json:"time"`
+	Avg   *float64 `json:"avg,omitempty"`
+	Min   *float64 `json:"min,omitempty"`
+	Max   *float64 `json:"max,omitempty"`
+	Count *int64   `json:"count,omitempty"`
 }
 
 func bucketToAPI(b storage.Bucket, aggs []string) apiBucket {
-	out := apiBucket{Sensor: b.Sensor, Time: formatTime(b.Start)}
+	out := apiBucket{Time: formatTime(b.Start)}
 	for _, a := range aggs {
 		switch a {
 		case "avg":
@@ -372,11 +395,30 @@ func bucketToAPI(b storage.Bucket, aggs []string) apiBucket {
 	return out
 }
 
+// sensorBuckets is a run of buckets of one sensor in a page.
+type sensorBuckets struct {
+	Sensor  string      `json:"sensor"`
+	Buckets []apiBucket `json:"buckets"`
+}
+
 // bucketPage is a downsampled GET /v1/experiments/{id}/measures as JSON.
 type bucketPage struct {
-	Every      string      `json:"every"`
-	Buckets    []apiBucket `json:"buckets"`
-	NextCursor string      `json:"next_cursor,omitempty"`
+	Every      string          `json:"every"`
+	Series     []sensorBuckets `json:"series"`
+	NextCursor string          `json:"next_cursor,omitempty"`
+}
+
+// bucketPageOf groups buckets, in their order, into a page.
+func bucketPageOf(every time.Duration, bs []storage.Bucket, aggs []string, next string) bucketPage {
+	page := bucketPage{Every: every.String(), Series: []sensorBuckets{}, NextCursor: next}
+	for i, b := range bs {
+		if i == 0 || b.Sensor != bs[i-1].Sensor {
+			page.Series = append(page.Series, sensorBuckets{Sensor: b.Sensor})
+		}
+		g := &page.Series[len(page.Series)-1]
+		g.Buckets = append(g.Buckets, bucketToAPI(b, aggs))
+	}
+	return page
 }
 
 func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
@@ -404,14 +446,11 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		out := bucketPage{Every: q.every.String(), Buckets: make([]apiBucket, len(page.Buckets))}
-		for i, b := range page.Buckets {
-			out.Buckets[i] = bucketToAPI(b, q.aggs)
-		}
+		next := ""
 		if !page.Next.IsZero() {
-			out.NextCursor = encodeMeasureCursor(cursorBuckets, page.Next)
+			next = encodeMeasureCursor(cursorBuckets, page.Next)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, bucketPageOf(q.every, page.Buckets, q.aggs, next))
 		return nil
 	default:
 		mq := storage.MeasureQuery{Selection: sel, After: q.after, Limit: q.limit}
@@ -428,26 +467,26 @@ const jsonChunk = 32 << 10
 // eachMeasure reads a page of measures as storage.Store.EachMeasure does.
 type eachMeasure func(fn func(storage.Measure) error) (next storage.MeasureKey, err error)
 
-// writeMeasurePage writes the page each reads as writeJSON writes a measurePage,
-// byte for byte, while its rows arrive: each measure is appended to one
-// reused buffer, written out every jsonChunk bytes, so the page is never
-// held and its first bytes travel while the database still sends the
-// rest. An error before the first write is returned as usual (a problem
-// document); after it, the connection is aborted (abortStream), so a
-// client never takes a cut page for a whole one. A value JSON cannot carry
-// (NaN, ±Inf; the database stores none) is such an error.
+// writeMeasurePage writes the page each reads as writeJSON writes
+// measurePageOf of its measures, byte for byte, while its rows arrive: each
+// measure is appended to one reused buffer, written out every jsonChunk
+// bytes, so the page is never held and its first bytes travel while the
+// database still sends the rest. An error before the first write is
+// returned as usual (a problem document); after it, the connection is
+// aborted (abortStream), so a client never takes a cut page for a whole
+// one. A value JSON cannot carry (NaN, ±Inf; the database stores none) is
+// such an error.
 func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each eachMeasure) error {
 	rc := http.NewResponseController(w)
 	// The stall deadline of the CSV streams.
 	_ = rc.SetWriteDeadline(time.Now().Add(csvStallTimeout))
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	buf := make([]byte, 0, jsonChunk+4<<10)
-	buf = append(buf, `{"measures":[`...)
+	buf = append(buf, `{"series":[`...)
 	started, rows := false, 0
 	var (
-		head       []byte
-		headSensor string
-		times      measure.TimeWriter
+		sensor string // of the open group
+		times  measure.TimeWriter
 	)
 	send := func() error {
 		if !started {
@@ -468,14 +507,15 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 			return fmt.Errorf("measure of sensor %q at %s holds %v, which JSON cannot carry",
 				m.Sensor, formatTime(m.Time), m.Value)
 		}
-		if rows > 0 {
+		switch {
+		case rows == 0:
+			buf, sensor = appendSensorGroupJSON(buf, m.Sensor), m.Sensor
+		case m.Sensor != sensor:
+			buf, sensor = appendSensorGroupJSON(append(buf, "]},"...), m.Sensor), m.Sensor
+		default:
 			buf = append(buf, ',')
 		}
-		// A page holds long runs of one sensor: its head is encoded once.
-		if m.Sensor != headSensor || head == nil {
-			head, headSensor = appendMeasureJSONHead(head[:0], m.Sensor), m.Sensor
-		}
-		buf = appendMeasureJSONAfter(append(buf, head...), m, &times)
+		buf = appendMeasureJSON(buf, m, &times)
 		rows++
 		if len(buf) >= jsonChunk {
 			return send()
@@ -491,6 +531,9 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 	default:
 		return s.abortStream(w, r, rows, err)
 	}
+	if rows > 0 {
+		buf = append(buf, "]}"...)
+	}
 	buf = append(buf, ']')
 	if !next.IsZero() {
 		buf = append(buf, `,"next_cursor":`...)
@@ -500,17 +543,18 @@ func (s *Server) writeMeasurePage(w http.ResponseWriter, r *http.Request, each e
 	return send()
 }
 
-// appendMeasureJSONHead appends the start of a measure of the sensor, the
-// same for every measure of the sensor: {"sensor":"…","time":"
-func appendMeasureJSONHead(b []byte, sensor string) []byte {
+// appendSensorGroupJSON opens the group of a sensor's measures:
+// {"sensor":"…","measures":[
+func appendSensorGroupJSON(b []byte, sensor string) []byte {
 	b = append(b, `{"sensor":`...)
 	b = appendJSONString(b, sensor)
-	return append(b, `,"time":"`...)
+	return append(b, `,"measures":[`...)
 }
 
-// appendMeasureJSONAfter appends the rest of m after its head, its time
-// through tw: with the head, measureToAPI(m) as encoding/json writes it.
-func appendMeasureJSONAfter(b []byte, m storage.Measure, tw *measure.TimeWriter) []byte {
+// appendMeasureJSON appends m, its time through tw, as encoding/json
+// writes measureToAPI(m).
+func appendMeasureJSON(b []byte, m storage.Measure, tw *measure.TimeWriter) []byte {
+	b = append(b, `{"time":"`...)
 	b = tw.Append(b, m.Time)
 	b = append(b, `","value":`...)
 	b = measure.AppendFloat(b, m.Value)

@@ -31,9 +31,40 @@ type wireMeasure struct {
 	Tags   map[string]string `json:"tags,omitempty"`
 }
 
+// readPage is a JSON page of measures, its groups flattened: each measure
+// carries the sensor of its group.
 type readPage struct {
-	Measures   []wireMeasure `json:"measures"`
-	NextCursor string        `json:"next_cursor"`
+	Measures   []wireMeasure
+	NextCursor string
+}
+
+// UnmarshalJSON reads a page and checks its grouping: one group per run of
+// a sensor, none empty.
+func (p *readPage) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Series []struct {
+			Sensor   string        `json:"sensor"`
+			Measures []wireMeasure `json:"measures"`
+		} `json:"series"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	p.Measures, p.NextCursor = []wireMeasure{}, raw.NextCursor
+	for i, g := range raw.Series {
+		if len(g.Measures) == 0 || (i > 0 && g.Sensor == raw.Series[i-1].Sensor) {
+			return fmt.Errorf("group %d of sensor %q: %d measures, after a group of %q", i, g.Sensor, len(g.Measures), raw.Series[max(i-1, 0)].Sensor)
+		}
+		for _, m := range g.Measures {
+			if m.Sensor != "" {
+				return fmt.Errorf("measure %+v of group %q names its sensor", m, g.Sensor)
+			}
+			m.Sensor = g.Sensor
+			p.Measures = append(p.Measures, m)
+		}
+	}
+	return nil
 }
 
 type wireBucket struct {
@@ -45,10 +76,40 @@ type wireBucket struct {
 	Count  *int64   `json:"count"`
 }
 
+// bucketsPage is a JSON page of buckets, its groups flattened as readPage's.
 type bucketsPage struct {
-	Every      string       `json:"every"`
-	Buckets    []wireBucket `json:"buckets"`
-	NextCursor string       `json:"next_cursor"`
+	Every      string
+	Buckets    []wireBucket
+	NextCursor string
+}
+
+// UnmarshalJSON reads a page and checks its grouping as readPage's.
+func (p *bucketsPage) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Every  string `json:"every"`
+		Series []struct {
+			Sensor  string       `json:"sensor"`
+			Buckets []wireBucket `json:"buckets"`
+		} `json:"series"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	p.Every, p.Buckets, p.NextCursor = raw.Every, []wireBucket{}, raw.NextCursor
+	for i, g := range raw.Series {
+		if len(g.Buckets) == 0 || (i > 0 && g.Sensor == raw.Series[i-1].Sensor) {
+			return fmt.Errorf("group %d of sensor %q: %d buckets, after a group of %q", i, g.Sensor, len(g.Buckets), raw.Series[max(i-1, 0)].Sensor)
+		}
+		for _, bk := range g.Buckets {
+			if bk.Sensor != "" {
+				return fmt.Errorf("bucket %+v of group %q names its sensor", bk, g.Sensor)
+			}
+			bk.Sensor = g.Sensor
+			p.Buckets = append(p.Buckets, bk)
+		}
+	}
+	return nil
 }
 
 // get sends a GET with extra headers and validates the answer against the
