@@ -240,8 +240,9 @@ func (s *Store) EachMeasure(ctx context.Context, q MeasureQuery, fn func(Measure
 		if fnErr = fn(m); fnErr != nil {
 			return false
 		}
-		n++
-		last = m.Key()
+		if n++; n == limit {
+			last = m.Key() // the key of the page's end, should a row follow
+		}
 		return true
 	}
 	// One row more than the page tells whether another page follows.

@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 		if res.Setup.Load == nil || res.Setup.Load.Rows != 20000 || res.Setup.Reused {
 			t.Errorf("setup = %+v, want 20000 rows loaded", res.Setup)
 		}
-		if g := res.Range; g == nil || g.Points != 2000 || g.API.Samples != 3 || g.Store.Samples != 3 || g.Direct.Samples != 3 ||
+		if g := res.Range; g == nil || g.Points != 2000 || g.API.Samples != 3 || g.Store.Samples != 3 || g.Direct.Samples != 3 || g.Prepared.Samples != 3 ||
 			g.API.P50Ms <= 0 || g.Direct.P50Ms <= 0 {
 			t.Errorf("range = %+v, want 3 samples of a 2000-point query per variant", g)
 		}

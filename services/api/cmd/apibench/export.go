@@ -189,7 +189,7 @@ func (b *bench) exportDirect(ctx context.Context, from, to time.Time, want int) 
 		args = append(args, from, to)
 		q := "SELECT series_id, `time`, value, unit, tags FROM measures WHERE series_id IN (?" +
 			strings.Repeat(",?", len(ids)-1) + ") AND `time` >= ? AND `time` < ? ORDER BY series_id, `time`"
-		k, err := scanMeasures(ctx, b.w.db, q, args...)
+		k, err := scanMeasures(b.w.db.QueryContext(ctx, q, args...))
 		if err != nil {
 			return 0, fmt.Errorf("direct export: %w", err)
 		}

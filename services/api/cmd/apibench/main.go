@@ -50,10 +50,15 @@
 //   - range: -queries times per round, a -points (10,000) point window of
 //     one of 8 sensors (the middle of its points), limit=-points: the API
 //     (GET /v1/experiments/apibench/measures?sensor=&from=&to=&limit=, JSON,
-//     body read to the end), storage.Store.ReadMeasures (no HTTP), and the
-//     rows of the series read directly by its id (the statement
-//     ReadMeasures runs, less the lookup of the series by name), through
-//     database/sql with the same driver settings, scanned into values.
+//     body read to the end), storage.Store.EachMeasure (what the API reads
+//     the page with, without HTTP and JSON), and the rows of the series
+//     read directly by its id (the statement EachMeasure runs, less the
+//     lookup of the series by name), through
+//     database/sql with the same driver settings, scanned into values: the
+//     goal's baseline runs it as database/sql runs a statement with
+//     arguments by default (prepare, execute, close), and the report adds
+//     it through a statement prepared beforehand, as the store runs its
+//     reads.
 //     The first call of each variant per round checks the row count.
 //   - export: -export-rows rows (2,000,000: a time window over every
 //     sensor) as CSV through the API (Accept: text/csv), lines counted by

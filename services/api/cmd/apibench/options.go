@@ -72,7 +72,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.measures, "measures", 10_000_000, "measures in the database, spread evenly over the sensors")
 	fs.IntVar(&o.sensors, "sensors", 1000, "sensors (series) of the benchmark experiment; must divide -measures")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds of the three phases (range, export, concurrent)")
-	fs.IntVar(&o.queries, "queries", 40, "range queries per variant (API, store, direct SQL) and round")
+	fs.IntVar(&o.queries, "queries", 120, "range queries per variant (API, store, direct SQL) and round")
 	fs.IntVar(&o.points, "points", 0, "points of a range query (0: 10000, or all the points of a sensor when it has fewer)")
 	fs.IntVar(&o.exportRows, "export-rows", 2_000_000, "rows of the CSV export, a time window over every sensor, rounded up to a multiple of -sensors (0: every row)")
 	fs.IntVar(&o.clients, "clients", 32, "concurrent clients of the concurrent phase")

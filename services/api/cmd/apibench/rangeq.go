@@ -15,7 +15,7 @@ import (
 )
 
 // rangeSQL is the direct baseline: the rows of one series between two
-// times, its id known beforehand. storage.Store.ReadMeasures of one sensor
+// times, its id known beforehand. storage.Store.EachMeasure of one sensor
 // runs this statement with the series found by its name in the same
 // statement (pkg/storage/read.go, queryOneSensor), a join this baseline is
 // spared.
@@ -29,6 +29,7 @@ const (
 	rangeAPI = iota
 	rangeStore
 	rangeDirect
+	rangePrepared
 	rangeVariants
 )
 
@@ -63,6 +64,11 @@ func (b *bench) rangeQueries() []rangeQuery {
 // row count.
 func (b *bench) rangeRound(ctx context.Context, round int) error {
 	qs := b.rangeQueries()
+	prepared, err := b.w.db.PrepareContext(ctx, rangeSQL)
+	if err != nil {
+		return fmt.Errorf("prepare the direct range query: %w", err)
+	}
+	defer prepared.Close()
 	for _, q := range qs {
 		if _, err := b.rangeDirect(ctx, q, true); err != nil {
 			return err
@@ -84,6 +90,8 @@ func (b *bench) rangeRound(ctx context.Context, round int) error {
 				d, err = b.rangeStore(ctx, q)
 			case rangeDirect:
 				d, err = b.rangeDirect(ctx, q, k == 0)
+			case rangePrepared:
+				d, err = b.rangePrepared(ctx, prepared, q, k == 0)
 			}
 			if err != nil {
 				return err
@@ -95,11 +103,13 @@ func (b *bench) rangeRound(ctx context.Context, round int) error {
 	r.API.add(lat[rangeAPI])
 	r.Store.add(lat[rangeStore])
 	r.Direct.add(lat[rangeDirect])
+	r.Prepared.add(lat[rangePrepared])
 	busy := benchkit.BusySince(cpu)
 	r.MachineBusy = append(r.MachineBusy, roundTo(busy, 2))
 	api, dir := benchkit.Percentile(lat[rangeAPI], 50), benchkit.Percentile(lat[rangeDirect], 50)
-	b.say("range: %d-point query, p50 API %s, store %s, direct SQL %s: API %.2f × direct (this round)%s",
-		qs[0].points, ms(api), ms(benchkit.Percentile(lat[rangeStore], 50)), ms(dir), float64(api)/float64(dir), busyNote(busy))
+	b.say("range: %d-point query, p50 API %s, store %s, direct SQL %s (prepared %s): API %.2f × direct (this round)%s",
+		qs[0].points, ms(api), ms(benchkit.Percentile(lat[rangeStore], 50)), ms(dir), ms(benchkit.Percentile(lat[rangePrepared], 50)),
+		float64(api)/float64(dir), busyNote(busy))
 	return nil
 }
 
@@ -155,43 +165,61 @@ func (b *bench) rangeAPI(ctx context.Context, q rangeQuery, check bool) (time.Du
 	return d, nil
 }
 
-// rangeStore times storage.Store.ReadMeasures of the range.
+// rangeStore times storage.Store.EachMeasure of the range, the read of the
+// API's JSON pages, each measure counted.
 func (b *bench) rangeStore(ctx context.Context, q rangeQuery) (time.Duration, error) {
+	n := 0
 	start := time.Now()
-	page, err := b.w.store.ReadMeasures(ctx, storage.MeasureQuery{
+	next, err := b.w.store.EachMeasure(ctx, storage.MeasureQuery{
 		Selection: storage.Selection{ExperimentID: b.w.experiment.ID, Sensors: []string{sensorName(q.sensor)}, From: q.from, To: q.to},
 		Limit:     q.points,
-	})
+	}, func(storage.Measure) error { n++; return nil })
 	d := time.Since(start)
 	if err != nil {
 		return 0, err
 	}
-	if len(page.Measures) != q.points || !page.Next.IsZero() {
+	if n != q.points || !next.IsZero() {
 		return 0, fmt.Errorf("store range query of sensor %d: %d measures, next %v; want %d and no next page",
-			q.sensor, len(page.Measures), page.Next, q.points)
+			q.sensor, n, next, q.points)
 	}
 	return d, nil
 }
 
-// rangeDirect times rangeSQL, every row scanned into values as the store
-// scans them; with check, it checks the row count.
+// rangeDirect times rangeSQL as database/sql runs a statement with
+// arguments by default (the driver prepares it, runs it and closes it),
+// every row scanned into values as the store scans them; with check, it
+// checks the row count.
 func (b *bench) rangeDirect(ctx context.Context, q rangeQuery, check bool) (time.Duration, error) {
 	start := time.Now()
-	n, err := scanMeasures(ctx, b.w.db, rangeSQL, b.w.series[q.sensor], q.from, q.to, q.points+1)
+	n, err := scanMeasures(b.w.db.QueryContext(ctx, rangeSQL, b.w.series[q.sensor], q.from, q.to, q.points+1))
 	d := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("direct range query: %w", err)
-	}
-	if check && n != q.points {
-		return 0, fmt.Errorf("direct range query of sensor %d: %d rows, want %d", q.sensor, n, q.points)
-	}
-	return d, nil
+	return d, checkDirect("direct range query", q, n, err, check)
 }
 
-// scanMeasures runs a query of measure rows (series_id, time, value, unit,
-// tags) and scans every row into values; it returns the number of rows.
-func scanMeasures(ctx context.Context, db *sql.DB, query string, args ...any) (int, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
+// rangePrepared is rangeDirect through a statement prepared beforehand,
+// as the store runs its reads: a round trip less per query.
+func (b *bench) rangePrepared(ctx context.Context, st *sql.Stmt, q rangeQuery, check bool) (time.Duration, error) {
+	start := time.Now()
+	n, err := scanMeasures(st.QueryContext(ctx, b.w.series[q.sensor], q.from, q.to, q.points+1))
+	d := time.Since(start)
+	return d, checkDirect("prepared range query", q, n, err, check)
+}
+
+// checkDirect checks the outcome of a direct range query; with check, its
+// row count too.
+func checkDirect(what string, q rangeQuery, n int, err error, check bool) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if check && n != q.points {
+		return fmt.Errorf("%s of sensor %d: %d rows, want %d", what, q.sensor, n, q.points)
+	}
+	return nil
+}
+
+// scanMeasures scans every row of a query of measure rows (series_id,
+// time, value, unit, tags) into values and returns the number of rows.
+func scanMeasures(rows *sql.Rows, err error) (int, error) {
 	if err != nil {
 		return 0, err
 	}

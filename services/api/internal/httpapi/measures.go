@@ -462,7 +462,7 @@ func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
 
 // jsonChunk is how much of a JSON page is appended before it is written
 // out: the page goes out through one buffer of about this size.
-const jsonChunk = 32 << 10
+const jsonChunk = 64 << 10
 
 // eachMeasure reads a page of measures as storage.Store.EachMeasure does.
 type eachMeasure func(fn func(storage.Measure) error) (next storage.MeasureKey, err error)
