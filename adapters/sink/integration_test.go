@@ -13,6 +13,7 @@ import (
 	"github.com/mymonit/mymonit/adapters/sink"
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/queue"
+	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
 func realSink(t *testing.T, cfg queue.Config, set sink.Settings) *sink.Sink {
@@ -81,7 +82,7 @@ func TestPublishToRabbitMQ(t *testing.T) {
 func TestNothingConfirmedLostOnConnectionDrop(t *testing.T) {
 	t.Parallel()
 	cfg := amqptest.Config(t)
-	px, via := amqptest.StartProxy(t, cfg.URL)
+	px, via := testenv.StartProxy(t, cfg.URL)
 	pcfg := cfg
 	pcfg.URL = via
 	set := sink.DefaultSettings()

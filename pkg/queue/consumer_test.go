@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/mymonit/mymonit/pkg/queue"
+	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
 // A consumer interface declared with the plain func type, as a service
@@ -105,7 +106,7 @@ func TestConsumerAckMultipleAndRedelivery(t *testing.T) {
 		t.Run(qt, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, qt)
-			px, viaProxy := startProxy(t, cfg.URL)
+			px, viaProxy := testenv.StartProxy(t, cfg.URL)
 			ccfg := cfg
 			ccfg.URL = viaProxy
 			reg := prometheus.NewRegistry()
@@ -175,7 +176,7 @@ func TestConsumerAckMultipleAndRedelivery(t *testing.T) {
 				t.Fatalf("first session did not get the 10 messages")
 			}
 			waitDepth(t, cfg.URL, cfg.DeadQueue, 1)
-			if px.cut() == 0 {
+			if px.Cut() == 0 {
 				t.Fatalf("nothing to cut: consumer not connected through the proxy")
 			}
 			first, second := <-sessions, <-sessions
@@ -218,7 +219,7 @@ func TestConsumerReconnectMidStream(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "quorum")
 	declare(t, cfg)
-	px, viaProxy := startProxy(t, cfg.URL)
+	px, viaProxy := testenv.StartProxy(t, cfg.URL)
 	ccfg := cfg
 	ccfg.URL = viaProxy
 	reg := prometheus.NewRegistry()
@@ -270,7 +271,7 @@ func TestConsumerReconnectMidStream(t *testing.T) {
 		case got = <-count:
 			if cuts[got] {
 				delete(cuts, got)
-				px.cut()
+				px.Cut()
 			}
 		case <-timeout:
 			t.Fatalf("consumer got %d of %d messages", got, n)

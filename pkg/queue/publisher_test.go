@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/mymonit/mymonit/pkg/queue"
+	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
 // received is what a consumer sees of a message.
@@ -310,7 +311,7 @@ func TestPublisherReconnect(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "quorum")
 	declare(t, cfg)
-	px, viaProxy := startProxy(t, cfg.URL)
+	px, viaProxy := testenv.StartProxy(t, cfg.URL)
 	pcfg := cfg
 	pcfg.URL = viaProxy
 	reg := prometheus.NewRegistry()
@@ -366,7 +367,7 @@ func TestPublisherReconnect(t *testing.T) {
 	const cuts = 3
 	waitBatches(5)
 	for range cuts {
-		if px.cut() == 0 {
+		if px.Cut() == 0 {
 			t.Fatalf("nothing to cut: publisher not connected through the proxy")
 		}
 		waitBatches(5) // progress after the cut means a reconnect

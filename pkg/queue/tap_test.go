@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/mymonit/mymonit/pkg/queue"
+	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
 // tapRecorder collects what a Tap hands over.
@@ -134,7 +135,7 @@ func TestTapReceivesOnlyBoundExperiments(t *testing.T) {
 
 func TestTapRebindsAfterConnectionLoss(t *testing.T) {
 	cfg := testConfig(t, queue.QueueTypeQuorum)
-	px, viaProxy := startProxy(t, cfg.URL)
+	px, viaProxy := testenv.StartProxy(t, cfg.URL)
 	tcfg := cfg
 	tcfg.URL = viaProxy
 	tap := queue.NewTap(queue.TapParams{Config: tcfg, Logger: zaptest.NewLogger(t), Backoff: queue.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
@@ -146,7 +147,7 @@ func TestTapRebindsAfterConnectionLoss(t *testing.T) {
 	publishRaw(t, cfg, "gamma", "g1")
 	rec.waitFor(t, "experiment.gamma g1")
 
-	if n := px.cut(); n == 0 {
+	if n := px.Cut(); n == 0 {
 		t.Fatal("the tap had no connection through the proxy")
 	}
 	// Copies published while the tap reconnects are lost by design; keep

@@ -4,6 +4,9 @@
 //	MYMONIT_TEST_MYSQL_DSN  default root@tcp(127.0.0.1:3306)/
 //	MYMONIT_TEST_AMQP_URL   default amqp://guest:guest@127.0.0.1:5672/
 //
+// Proxy stands between a client under test and the broker, for tests of
+// network failures.
+//
 // A server that cannot be reached fails the test; it never skips it. Start the
 // servers with `make services` (scripts/services.sh).
 package testenv

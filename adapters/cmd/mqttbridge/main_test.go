@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,13 +92,7 @@ func TestKilledBeforeConfirm(t *testing.T) {
 	prefix := testenv.Name("mymonit-test")
 	rules := writeRules(t, prefix)
 	id := session(t, broker)
-	u, err := url.Parse(q.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = p.addr()
+	p, viaProxy := testenv.StartProxy(t, q.URL)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +118,8 @@ func TestKilledBeforeConfirm(t *testing.T) {
 		return cmd, &out, httpAddr
 	}
 
-	first, out, httpAddr := start(viaProxy.String())
-	p.freeze()
+	first, out, httpAddr := start(viaProxy)
+	p.Freeze()
 	publish(t, publisher(t, broker), prefix+"/exp-a/hv1", `{"value": 42, "time": "2026-11-23T10:00:00Z"}`)
 	waitFor(t, "the bridge received the message", func() bool {
 		return strings.Contains(scrape(httpAddr), "mymonit_adapter_measures_received_total{adapter=\"mqttbridge\"} 1")
@@ -135,7 +128,7 @@ func TestKilledBeforeConfirm(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	p.close()
+	p.Close()
 	if n, err := queue.Depth(context.Background(), q, q.Queue); err != nil || n != 0 {
 		t.Fatalf("queue holds %d messages before the restart (err %v): the proxy let a publish through\n%s", n, err, out.String())
 	}
@@ -310,98 +303,4 @@ func scrape(addr string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// proxy forwards TCP connections to target; frozen, it holds every byte.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cond   *sync.Cond
-	frozen bool
-	closed bool
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.cond = sync.NewCond(&p.mu)
-	p.wg.Go(p.accept)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(up, c) })
-		p.wg.Go(func() { p.pipe(c, up) })
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		for p.frozen && !p.closed {
-			p.cond.Wait()
-		}
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
-			return
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			dst.Close()
-			return
-		}
-	}
-}
-
-func (p *proxy) freeze() {
-	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	p.cond.Broadcast()
-	conns := p.conns
-	p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	p.wg.Wait()
 }

@@ -1,19 +1,10 @@
 // Package amqptest gives the adapters' integration tests an isolated
-// topology on the real RabbitMQ (pkg/testenv), a way to read back the
-// measures that arrived, and a TCP proxy whose connections a test can cut.
+// topology on the real RabbitMQ (pkg/testenv) and a way to read back the
+// measures that arrived. The proxy a test cuts or freezes is testenv.Proxy.
 package amqptest
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os/exec"
 	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -158,112 +149,4 @@ func Key(m measure.Measure) string {
 func Sort(ms []measure.Measure) []measure.Measure {
 	sort.SliceStable(ms, func(i, j int) bool { return Key(ms[i]) < Key(ms[j]) })
 	return ms
-}
-
-// Proxy is a TCP proxy between a client under test and the broker, whose
-// connections a test can cut (as a network failure would) or have the broker
-// close (as an operator would).
-type Proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	conns map[net.Conn]net.Conn // client side -> broker side
-	wg    sync.WaitGroup
-}
-
-// StartProxy proxies to the broker of amqpURL and returns the proxy and a URL
-// through it. It stops when the test ends.
-func StartProxy(t testing.TB, amqpURL string) (*Proxy, string) {
-	t.Helper()
-	u, err := url.Parse(amqpURL)
-	if err != nil {
-		t.Fatalf("parse URL: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	p := &Proxy{ln: ln, target: u.Host, conns: make(map[net.Conn]net.Conn)}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	u.Host = ln.Addr().String()
-	return p, u.String()
-}
-
-func (p *Proxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[client] = server
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(client, server, client)
-		go p.pipe(server, client, client)
-	}
-}
-
-func (p *Proxy) pipe(dst, src, client net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-	p.mu.Lock()
-	delete(p.conns, client)
-	p.mu.Unlock()
-}
-
-// Cut closes every proxied connection and returns how many there were.
-func (p *Proxy) Cut() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c, s := range p.conns {
-		_ = c.Close()
-		_ = s.Close()
-	}
-	return len(p.conns)
-}
-
-// CloseAtBroker asks the broker (rabbitmqctl close_connection) to close the
-// connections that go through the proxy, and only those, and returns how many
-// it closed.
-func (p *Proxy) CloseAtBroker(ctx context.Context) (int, error) {
-	p.mu.Lock()
-	ports := map[string]bool{}
-	for _, s := range p.conns {
-		ports[strconv.Itoa(s.LocalAddr().(*net.TCPAddr).Port)] = true
-	}
-	p.mu.Unlock()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "list_connections", "pid", "peer_port").Output()
-	if err != nil {
-		return 0, fmt.Errorf("rabbitmqctl list_connections: %w", err)
-	}
-	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 || !ports[f[1]] {
-			continue
-		}
-		if out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "close_connection", f[0], "closed by a test").CombinedOutput(); err != nil {
-			return n, fmt.Errorf("rabbitmqctl close_connection %s: %w: %s", f[0], err, out)
-		}
-		n++
-	}
-	return n, nil
-}
-
-func (p *Proxy) close() {
-	_ = p.ln.Close()
-	p.Cut()
-	p.wg.Wait()
 }
