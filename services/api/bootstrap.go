@@ -6,16 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
-
-	firebase "firebase.google.com/go/v4"
-	fbauth "firebase.google.com/go/v4/auth"
-	"google.golang.org/api/option"
 
 	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/storage"
-	"github.com/mymonit/mymonit/services/api/internal/auth"
 )
 
 // BootstrapConfig is what bootstrap-admin reads from the environment: only
@@ -85,23 +79,4 @@ func createFirstAdmin(ctx context.Context, store *storage.Store, u storage.User,
 		return storage.User{}, fmt.Errorf("bootstrap-admin: %w", err)
 	}
 	return created, nil
-}
-
-// firebaseAccounts returns the Firebase Admin SDK client that deletes
-// accounts on DELETE /v1/users/{id}?firebase=true. auth.NewVerifier has
-// already refused the emulator outside dev/test mode.
-func firebaseAccounts(ctx context.Context, cfg auth.Config) (*fbauth.Client, error) {
-	var opts []option.ClientOption
-	if os.Getenv(auth.EmulatorHostEnv) == "" && cfg.CredentialsFile != "" {
-		opts = append(opts, option.WithCredentialsFile(cfg.CredentialsFile))
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: cfg.ProjectID}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("firebase app for project %q: %w", cfg.ProjectID, err)
-	}
-	client, err := app.Auth(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("firebase auth client for project %q: %w", cfg.ProjectID, err)
-	}
-	return client, nil
 }

@@ -103,7 +103,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot verify Firebase ID tokens, not starting: %w", err)
 	}
-	accounts, err := firebaseAccounts(ctx, cfg.Auth)
+	accounts, err := auth.NewAccounts(ctx, cfg.Auth)
 	if err != nil {
 		return err
 	}

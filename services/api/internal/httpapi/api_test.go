@@ -1,11 +1,14 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	fbauth "firebase.google.com/go/v4/auth"
@@ -370,4 +373,56 @@ func TestEraseAlsoDeletesTheFirebaseAccount(t *testing.T) {
 	}
 	// Never used before, so not cached: the emulator says the user is gone.
 	wantStatus(t, "token of the deleted account", e.do("GET", "/v1/me", sci.token, nil), http.StatusUnauthorized)
+
+	// An account already deleted in Firebase: the erasure goes on.
+	gone := e.signUp(storage.RoleScientist)
+	e.emu.Delete(t, gone.fb.UID)
+	wantStatus(t, "erase a user whose account is already gone", e.do("DELETE", fmt.Sprintf("/v1/users/%d?firebase=true", gone.user.ID), admin.token, nil), http.StatusNoContent)
+	if u, err := e.store.UserByID(ctx, gone.user.ID); err != nil || !u.Erased() {
+		t.Errorf("user whose account was already gone: %+v, %v; want erased", u, err)
+	}
+}
+
+// failingAccounts is a Firebase that cannot be reached.
+type failingAccounts struct{ calls atomic.Int32 }
+
+func (f *failingAccounts) DeleteUser(context.Context, string) error {
+	f.calls.Add(1)
+	return errors.New("connection refused")
+}
+
+// When the Firebase account cannot be deleted, nothing is erased, so that
+// the same request can be made again; an erased user would have lost the uid
+// that finds the account.
+func TestEraseKeepsTheUserWhenTheAccountCannotBeDeleted(t *testing.T) {
+	down := &failingAccounts{}
+	e := newEnv(t, func(p *httpapi.Params) { p.Accounts = down })
+	admin := e.signUp(storage.RoleAdmin)
+	sci := e.signUp(storage.RoleScientist)
+	ctx := testCtx(t)
+	exp, err := e.store.CreateExperiment(ctx, storage.Experiment{Slug: "erase-retry", Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddMembership(ctx, exp.ID, sci.user.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	resp := e.do("DELETE", fmt.Sprintf("/v1/users/%d?firebase=true", sci.user.ID), admin.token, nil)
+	wantStatus(t, "erase while Firebase is down", resp, http.StatusServiceUnavailable)
+	if p := resp.problem(t); p.Type != httpapi.ProblemBase+httpapi.TypeUnavailable || !strings.Contains(p.Detail, "not erased") {
+		t.Errorf("problem %+v: want type %s and a detail that says the user is not erased", p, httpapi.TypeUnavailable)
+	}
+	if down.calls.Load() != 1 {
+		t.Errorf("DeleteUser called %d times, want 1", down.calls.Load())
+	}
+	u, err := e.store.UserByID(ctx, sci.user.ID)
+	if err != nil || u.Erased() || u.FirebaseUID != sci.fb.UID {
+		t.Fatalf("user after the failed erasure: %+v, %v; want it untouched", u, err)
+	}
+	wantStatus(t, "the member still reads", e.do("GET", "/v1/experiments/erase-retry/sensors", sci.token, nil), http.StatusOK)
+	wantStatus(t, "erase without the account", e.do("DELETE", fmt.Sprintf("/v1/users/%d", sci.user.ID), admin.token, nil), http.StatusNoContent)
+	if down.calls.Load() != 1 {
+		t.Errorf("DeleteUser called without firebase=true")
+	}
 }

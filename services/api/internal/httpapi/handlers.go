@@ -180,6 +180,22 @@ func (s *Server) eraseUser(w http.ResponseWriter, r *http.Request) error {
 	if id == caller(r).ID {
 		return conflict("administrators cannot erase themselves")
 	}
+	// The account goes first: when Firebase fails, nothing is erased and the
+	// same request can be made again (a missing account is no error).
+	deleted := ""
+	if deleteAccount {
+		u, err := s.store.UserByID(r.Context(), id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return userNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.deleteAccount(r, id, u.FirebaseUID); err != nil {
+			return err
+		}
+		deleted = u.FirebaseUID
+	}
 	uid, err := s.store.EraseUser(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return userNotFound(id)
@@ -187,16 +203,28 @@ func (s *Server) eraseUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if deleteAccount && uid != "" {
-		if err := s.accounts.DeleteUser(r.Context(), uid); err != nil {
-			// The MyMONIT user is erased; say that the account is left.
-			s.log.Warn("user erased but the Firebase account could not be deleted", zap.Error(err),
-				logging.UserID(strconv.FormatInt(id, 10)), zap.String("http.request.id", infoOf(r.Context()).id))
-			return newProblem(http.StatusServiceUnavailable, TypeUnavailable,
-				fmt.Sprintf("user %d was erased, but its Firebase account could not be deleted; delete it in the Firebase console", id))
+	// The uid changed between the read and the erasure: that account goes too.
+	if deleteAccount && uid != deleted {
+		if err := s.deleteAccount(r, id, uid); err != nil {
+			return err
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteAccount deletes the Firebase account uid of user id, if any. A
+// failure is 503.
+func (s *Server) deleteAccount(r *http.Request, id int64, uid string) error {
+	if uid == "" {
+		return nil
+	}
+	if err := s.accounts.DeleteUser(r.Context(), uid); err != nil {
+		s.log.Warn("the Firebase account of a user to erase could not be deleted", zap.Error(err),
+			logging.UserID(strconv.FormatInt(id, 10)), zap.String("http.request.id", infoOf(r.Context()).id))
+		return newProblem(http.StatusServiceUnavailable, TypeUnavailable,
+			fmt.Sprintf("the Firebase account of user %d could not be deleted, so the user is not erased; try again later, or erase without firebase=true and delete the account in the Firebase console", id))
+	}
 	return nil
 }
 

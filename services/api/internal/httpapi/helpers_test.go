@@ -93,7 +93,11 @@ func newEnv(t testing.TB, opts ...func(*httpapi.Params)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := httpapi.Params{Store: store, Verifier: v, Logger: log, Accounts: accounts}
+	deleter, err := auth.NewAccounts(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := httpapi.Params{Store: store, Verifier: v, Logger: log, Accounts: deleter}
 	for _, o := range opts {
 		o(&params)
 	}

@@ -22,8 +22,8 @@ type Verifier interface {
 }
 
 // AccountDeleter deletes Firebase accounts, for DELETE
-// /v1/users/{id}?firebase=true. The Firebase Admin SDK's *auth.Client
-// implements it.
+// /v1/users/{id}?firebase=true; deleting an account that does not exist
+// succeeds. *auth.Accounts implements it.
 type AccountDeleter interface {
 	DeleteUser(ctx context.Context, uid string) error
 }
