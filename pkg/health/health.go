@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ type Server struct {
 	log    *zap.Logger
 	mu     sync.Mutex
 	checks map[string]Check
+	routes []string
 	srv    *http.Server
 	run    *httpserve.Server
 }
@@ -55,11 +57,19 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o, log: o.Logger, checks: make(map[string]Check)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	for _, rt := range []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(s.ready)},
+		{"GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})},
+	} {
+		mux.Handle(rt.pattern, rt.h)
+		s.routes = append(s.routes, rt.pattern)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.run = httpserve.New(s.srv, o.Addr, "operational endpoints", o.Logger)
 	return s
@@ -71,6 +81,10 @@ func (s *Server) AddCheck(name string, c Check) {
 	defer s.mu.Unlock()
 	s.checks[name] = c
 }
+
+// Routes returns the patterns the handler serves ("GET /healthz"...), for a
+// service that documents them.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // Handler returns the server's handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.srv.Handler }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mymonit/mymonit/pkg/health"
@@ -70,6 +71,14 @@ func TestServer(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "mymonit_test_total 3") {
 		t.Errorf("/metrics = %d %q", code, body)
+	}
+	if diff := cmp.Diff([]string{"GET /healthz", "GET /readyz", "GET /metrics"}, s.Routes()); diff != "" {
+		t.Errorf("Routes (-want +got):\n%s", diff)
+	}
+	for _, rt := range s.Routes() {
+		if code, _ := get(strings.TrimPrefix(rt, "GET ")); code == http.StatusNotFound {
+			t.Errorf("%s is not served", rt)
+		}
 	}
 }
 

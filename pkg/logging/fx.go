@@ -5,7 +5,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// Module provides *Logging and its root *zap.Logger from the Options the
+// Module provides *Logging, its root *zap.Logger and, named "audit", the
+// logger of audit events (Logging.Audit), from the Options the
 // service's main supplies (fx.Supply or a config module), and closes the
 // Logging when the application stops. The shipper runs from construction,
 // so that what other constructors log is shipped too. Register
@@ -16,11 +17,19 @@ var Module = fx.Module("logging",
 	fx.Provide(provide),
 )
 
-func provide(lc fx.Lifecycle, o Options) (*Logging, *zap.Logger, error) {
+type result struct {
+	fx.Out
+
+	Logging *Logging
+	Logger  *zap.Logger
+	Audit   *zap.Logger `name:"audit"`
+}
+
+func provide(lc fx.Lifecycle, o Options) (result, error) {
 	l, err := New(o)
 	if err != nil {
-		return nil, nil, err
+		return result{}, err
 	}
 	lc.Append(fx.StopHook(l.Close))
-	return l, l.Logger(), nil
+	return result{Logging: l, Logger: l.Logger(), Audit: l.Audit()}, nil
 }

@@ -20,6 +20,7 @@ const DefaultVersion = "unknown"
 // components, and Close it last at shutdown.
 type Logging struct {
 	logger    *zap.Logger
+	audit     *zap.Logger
 	level     zap.AtomicLevel
 	stdout    zapcore.WriteSyncer
 	shipper   *Shipper // nil without LogstashAddr
@@ -50,6 +51,10 @@ func New(o Options) (*Logging, error) {
 
 	enc := zapcore.NewJSONEncoder(EncoderConfig())
 	stdoutCore := zapcore.NewCore(enc, l.stdout, l.level)
+	// Audit events are written at info whatever the level: a level set to
+	// quiet the logs must not drop the audit trail.
+	auditLevel := zap.LevelEnablerFunc(func(lvl zapcore.Level) bool { return lvl >= zapcore.InfoLevel || l.level.Enabled(lvl) })
+	auditCore := zapcore.NewCore(enc.Clone(), l.stdout, auditLevel)
 	static := []zap.Field{
 		zap.String("ecs.version", ECSVersion),
 		zap.String("service.name", o.Service),
@@ -75,15 +80,24 @@ func New(o Options) (*Logging, error) {
 		l.shipper = sh
 		// One encoding, two writers: both sinks get the same bytes, and
 		// shipping costs the caller a copy and a channel send.
-		core = zapcore.NewCore(enc.Clone(), zapcore.NewMultiWriteSyncer(l.stdout, sh), l.level)
+		both := zapcore.NewMultiWriteSyncer(l.stdout, sh)
+		core = zapcore.NewCore(enc.Clone(), both, l.level)
+		auditCore = zapcore.NewCore(enc.Clone(), both, auditLevel)
 	}
 	l.logger = zap.New(NewRedactingCore(core), zapOpts...).With(static...).With(o.Fields...)
+	l.audit = zap.New(NewRedactingCore(auditCore), zapOpts...).With(static...).With(o.Fields...)
 	return l, nil
 }
 
 // Logger returns the service's root logger. Name component loggers with
 // Named (written as log.logger).
 func (l *Logging) Logger() *zap.Logger { return l.logger }
+
+// Audit returns the logger of audit events (see Audit): the same sinks,
+// fields and redaction as Logger, but what is logged at info or above is
+// always written, whatever the level, so that quieting the logs never drops
+// the audit trail. Debug lines follow the level.
+func (l *Logging) Audit() *zap.Logger { return l.audit }
 
 // Level returns the level of both sinks; it can be changed at run time
 // (zap.AtomicLevel is also an http.Handler).

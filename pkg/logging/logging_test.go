@@ -117,6 +117,40 @@ func TestLevel(t *testing.T) {
 	}
 }
 
+// The audit logger writes at info whatever the level, to both sinks, and
+// redacts like the root logger.
+func TestAuditIgnoresTheLevel(t *testing.T) {
+	srv := startLineServer(t, "127.0.0.1:0")
+	var out safeBuffer
+	l := newLogging(t, logging.Options{Stdout: &out, Level: "error", LogstashAddr: srv.Addr()})
+	l.Logger().Info("info-hidden")
+	l.Audit().Debug("audit-debug-hidden")
+	l.Audit().Info("audit-shown", logging.Audit("user.create", logging.OutcomeSuccess), zap.String("note", "by ada@example.org"))
+	l.Level().SetLevel(zap.DebugLevel)
+	l.Audit().Debug("audit-debug-shown")
+	srv.WaitFor(t, `"message":"audit-debug-shown"`, hangGuard)
+
+	var got []string
+	for _, m := range jsonLines(t, out.Bytes()) {
+		if m["log.logger"] == "logging.shipper" { // the shipper's own reports
+			continue
+		}
+		got = append(got, m["message"].(string))
+		if m["message"] == "audit-shown" {
+			if m["event.category"] != logging.CategoryAudit {
+				t.Errorf("audit line without event.category audit: %v", m)
+			}
+			if strings.Contains(fmt.Sprint(m), "ada@example.org") {
+				t.Errorf("audit line not redacted: %v", m)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"audit-shown", "audit-debug-shown"}, got); diff != "" {
+		t.Errorf("stdout messages (-want +got):\n%s", diff)
+	}
+	srv.WaitFor(t, `"message":"audit-shown"`, hangGuard)
+}
+
 func TestECSLines(t *testing.T) {
 	srv := startLineServer(t, "127.0.0.1:0")
 	var out safeBuffer
@@ -400,13 +434,16 @@ func TestModule(t *testing.T) {
 		logging.Module,
 		fx.Populate(&l),
 		fx.Invoke(func(log *zap.Logger) { log.Info("from fx") }),
+		fx.Invoke(fx.Annotate(func(log *zap.Logger) { log.Info("audit from fx") }, fx.ParamTags(`name:"audit"`))),
 	)
 	app.RequireStart()
 	srv.WaitFor(t, `"message":"from fx"`, hangGuard)
 	app.RequireStop()
 
-	if !bytes.Contains(out.Bytes(), []byte(`"message":"from fx"`)) {
-		t.Errorf("stdout lacks the line logged through the provided logger")
+	for _, msg := range []string{"from fx", "audit from fx"} {
+		if !bytes.Contains(out.Bytes(), []byte(`"message":"`+msg+`"`)) {
+			t.Errorf("stdout lacks %q, logged through a provided logger", msg)
+		}
 	}
 	// OnStop closed the shipper: a later line is dropped for Logstash.
 	before := l.Stats().Dropped

@@ -130,7 +130,7 @@ func serve(ctx context.Context) error {
 	ops := health.New(health.Options{Gatherer: reg, Logger: log})
 	ops.AddCheck("database", func(ctx context.Context) error { return storage.Check(ctx, db) })
 	srv, err := httpapi.New(httpapi.Params{
-		Store: store, Verifier: verifier, Accounts: accounts, Logger: log.Named("api"),
+		Store: store, Verifier: verifier, Accounts: accounts, Logger: log.Named("api"), Audit: logs.Audit().Named("api"),
 		Fallback: ops.Handler(), Addr: cfg.HTTPAddr, Live: hub, LiveRecheck: cfg.LiveRecheck,
 	})
 	if err != nil {

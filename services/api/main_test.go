@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -10,6 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mymonit/mymonit/pkg/logging"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/pkg/testenv"
 )
@@ -100,6 +105,7 @@ func TestRequiresAFirebaseProject(t *testing.T) {
 func TestBootstrapAdmin(t *testing.T) {
 	dsn := testenv.MySQLDatabase(t)
 	t.Setenv("MYMONIT_MYSQL_DSN", dsn)
+	t.Setenv("MYMONIT_LOG_LEVEL", "error") // audit events are written all the same
 	ctx := context.Background()
 	var out strings.Builder
 	if err := run(ctx, []string{"bootstrap-admin", "-uid", "boot-uid"}); err == nil || !contains(err.Error(), "migrations") {
@@ -139,8 +145,25 @@ func TestBootstrapAdmin(t *testing.T) {
 	if err != nil || u.Role != storage.RoleAdmin || u.Name != "Root" {
 		t.Errorf("bootstrapped user = %+v, %v", u, err)
 	}
-	if contains(out.String(), "root@example.org") || contains(out.String(), "Root") {
+	if contains(out.String(), "root@example.org") || contains(out.String(), "Root") || contains(out.String(), "boot-uid") {
 		t.Errorf("bootstrap printed personal data: %q", out.String())
+	}
+	// One audit event per attempt that reached the database.
+	var got []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) != nil || ev["event.action"] != "user.bootstrap_admin" {
+			continue
+		}
+		if ev["event.category"] != logging.CategoryAudit || ev["log.level"] != "info" {
+			t.Errorf("audit event %v: want event.category audit at info", ev)
+		}
+		target, _ := ev["mymonit.target.user_id"].(string)
+		got = append(got, fmt.Sprintf("%v force=%v target=%v", ev["event.outcome"], ev["mymonit.force"], target != ""))
+	}
+	want := []string{"success force=false target=true", "failure force=false target=false", "success force=true target=true", "failure force=true target=false"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit events of bootstrap-admin (-want +got):\n%s\n%s", diff, out.String())
 	}
 }
 

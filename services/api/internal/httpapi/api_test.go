@@ -13,10 +13,14 @@ import (
 
 	fbauth "firebase.google.com/go/v4/auth"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mymonit/mymonit/pkg/health"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/services/api/internal/auth/authtest"
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
+	"github.com/mymonit/mymonit/services/api/internal/live"
 )
 
 type apiUser struct {
@@ -424,5 +428,60 @@ func TestEraseKeepsTheUserWhenTheAccountCannotBeDeleted(t *testing.T) {
 	wantStatus(t, "erase without the account", e.do("DELETE", fmt.Sprintf("/v1/users/%d", sci.user.ID), admin.token, nil), http.StatusNoContent)
 	if down.calls.Load() != 1 {
 		t.Errorf("DeleteUser called without firebase=true")
+	}
+}
+
+// panickingFeed is a live feed with a bug.
+type panickingFeed struct{}
+
+func (panickingFeed) Subscribe(string) (*live.Subscription, error) { panic("feed bug") }
+
+// A panicking handler answers a problem+json 500 and an audit event of
+// failure, and the server goes on.
+func TestHandlerPanic(t *testing.T) {
+	e := newEnv(t, func(p *httpapi.Params) { p.Live = panickingFeed{} })
+	admin := e.signUp(storage.RoleAdmin)
+	if _, err := e.store.CreateExperiment(testCtx(t), storage.Experiment{Slug: "boom", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.do("GET", "/v1/experiments/boom/measures/live", admin.token, nil)
+	wantStatus(t, "panicking handler", resp, http.StatusInternalServerError)
+	if p := resp.problem(t); p.Type != httpapi.ProblemBase+httpapi.TypeInternal || strings.Contains(p.Detail, "feed bug") || p.RequestID == "" {
+		t.Errorf("problem %+v: want the internal type, a request id, and no panic text", p)
+	}
+	evs := auditEvents(t, e, "measures.live")
+	if len(evs) != 1 || evs[0]["event.outcome"] != "failure" {
+		t.Errorf("audit events of the panicking read: %v; want one failure", evs)
+	}
+	if !strings.Contains(e.logs.String(), "feed bug") {
+		t.Error("the panic is not in the error log")
+	}
+	wantStatus(t, "the next request", e.do("GET", "/v1/me", admin.token, nil), http.StatusOK)
+}
+
+// The operational endpoints the api serves beside /v1 answer as the spec
+// says.
+func TestOperationalEndpoints(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	var dbDown atomic.Bool
+	e := newEnv(t, func(p *httpapi.Params) {
+		ops := health.New(health.Options{Gatherer: reg})
+		ops.AddCheck("database", func(context.Context) error {
+			if dbDown.Load() {
+				return errors.New("schema not migrated")
+			}
+			return nil
+		})
+		p.Fallback = ops.Handler()
+	})
+	wantStatus(t, "healthz", e.do("GET", "/healthz", "", nil), http.StatusOK)
+	wantStatus(t, "readyz", e.do("GET", "/readyz", "", nil), http.StatusOK)
+	dbDown.Store(true)
+	wantStatus(t, "readyz, database down", e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)
+	m := e.do("GET", "/metrics", "", nil)
+	wantStatus(t, "metrics", m, http.StatusOK)
+	if !strings.Contains(string(m.body), "go_goroutines") {
+		t.Errorf("metrics without the Go collector's series: %.200s", m.body)
 	}
 }

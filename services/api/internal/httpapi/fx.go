@@ -11,7 +11,8 @@ import (
 
 // Module provides the *Server and runs it with the application: OnStart
 // listens (failing fast on a taken port), OnStop shuts it down gracefully.
-// It needs a *storage.Store, a Verifier, a *zap.Logger and a Config.
+// It needs a *storage.Store, a Verifier, a *zap.Logger and a Config, and
+// takes the audit logger named "audit" (logging.Module) when there is one.
 var Module = fx.Module("httpapi",
 	fx.Provide(provide),
 	fx.Invoke(func(*Server) {}),
@@ -30,11 +31,16 @@ type params struct {
 	Store     *storage.Store
 	Verifier  Verifier
 	Logger    *zap.Logger
+	Audit     *zap.Logger    `name:"audit" optional:"true"`
 	Accounts  AccountDeleter `optional:"true"`
 }
 
 func provide(p params) (*Server, error) {
-	s, err := New(Params{Store: p.Store, Verifier: p.Verifier, Logger: p.Logger.Named("api"), Accounts: p.Accounts, Addr: p.Config.Addr})
+	params := Params{Store: p.Store, Verifier: p.Verifier, Logger: p.Logger.Named("api"), Accounts: p.Accounts, Addr: p.Config.Addr}
+	if p.Audit != nil {
+		params.Audit = p.Audit.Named("api")
+	}
+	s, err := New(params)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,7 +165,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		info := infoOf(r.Context())
 		err := s.authorize(r, rt, scoped)
 		if err == nil {
-			err = rt.h(w, r)
+			err = call(rt.h, w, r)
 		}
 		if rt.action != "" && info.authed {
 			s.audit(info, rt.action, err)
@@ -176,6 +177,24 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// call runs h, turning a panic into an error: the request still gets its
+// audit event and a problem+json 500 (when nothing was written yet), the
+// stack goes to the error log, and the server goes on. http.ErrAbortHandler
+// is re-raised: it is how a handler aborts a response on purpose.
+func call(h func(http.ResponseWriter, *http.Request) error, w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		err = fmt.Errorf("handler panic: %v\n%s", v, debug.Stack())
+	}()
+	return h(w, r)
 }
 
 // experimentPath starts the path of every route of one experiment.
@@ -242,5 +261,5 @@ func (s *Server) audit(info *requestInfo, action string, err error) {
 		p := toProblem(err)
 		fields = append(fields, zap.Int("http.response.status_code", p.Status), zap.String("event.reason", p.Type))
 	}
-	s.log.Info("audit "+action, fields...)
+	s.auditLog.Info("audit "+action, fields...)
 }

@@ -33,6 +33,9 @@ type Params struct {
 	Store    *storage.Store
 	Verifier Verifier
 	Logger   *zap.Logger
+	// Audit writes the audit events (logging.Logging.Audit, which no level
+	// setting silences); nil writes them with Logger.
+	Audit *zap.Logger
 	// Accounts, when set, lets DELETE /v1/users/{id}?firebase=true delete
 	// the Firebase account; without it that request is 501.
 	Accounts AccountDeleter
@@ -55,6 +58,7 @@ type Server struct {
 	verifier Verifier
 	accounts AccountDeleter
 	log      *zap.Logger
+	auditLog *zap.Logger
 	spec     []byte       // the OpenAPI document as JSON
 	handler  http.Handler // the whole API, with the fallback
 	routes   []route
@@ -84,6 +88,7 @@ func New(p Params) (*Server, error) {
 		verifier: p.Verifier,
 		accounts: p.Accounts,
 		log:      p.Logger,
+		auditLog: p.Audit,
 		spec:     spec,
 		addr:     p.Addr,
 
@@ -91,6 +96,9 @@ func New(p Params) (*Server, error) {
 		liveRecheck: p.LiveRecheck,
 		liveAccess:  newBroadcast(),
 		shutdown:    make(chan struct{}),
+	}
+	if s.auditLog == nil {
+		s.auditLog = p.Logger
 	}
 	if s.liveRecheck <= 0 {
 		s.liveRecheck = DefaultLiveRecheck

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
+	"github.com/mymonit/mymonit/pkg/health"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
 )
@@ -26,8 +27,9 @@ func serverRoutes(t testing.TB) []string {
 	return s.RoutePatterns()
 }
 
-// TestRoutesMatchSpec checks that every registered route is documented and
-// every documented operation is registered.
+// TestRoutesMatchSpec checks that every registered route, the operational
+// endpoints the api serves beside them included, is documented and every
+// documented operation is registered.
 func TestRoutesMatchSpec(t *testing.T) {
 	doc, err := httpapi.Spec()
 	if err != nil {
@@ -39,7 +41,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 			documented = append(documented, method+" "+path)
 		}
 	}
-	registered := serverRoutes(t)
+	registered := append(serverRoutes(t), health.New(health.Options{}).Routes()...)
 	slices.Sort(documented)
 	slices.Sort(registered)
 	if diff := cmp.Diff(documented, registered); diff != "" {
