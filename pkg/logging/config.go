@@ -8,7 +8,7 @@ import (
 // Config is the logging part of every service's environment (parsed by
 // pkg/config). Options turns it into Options for New.
 type Config struct {
-	Level         string        `env:"MYMONIT_LOG_LEVEL" default:"info" oneof:"debug info warn error" help:"minimum log level"`
+	Level         string        `env:"MYMONIT_LOG_LEVEL" default:"info" oneof:"debug info warn error" help:"minimum log level; the api's audit events are written at any level"`
 	LogstashAddr  string        `env:"MYMONIT_LOGSTASH_ADDR" help:"host:port of a Logstash tcp input with the json_lines codec; empty: logs go to stdout only"`
 	LogstashQueue int           `env:"MYMONIT_LOGSTASH_BUFFER" default:"8192" min:"16" max:"1048576" help:"log lines queued while Logstash is slow or down; beyond this lines are dropped (counted in mymonit_log_lines_dropped_total), never waited for"`
 	MaxBackoff    time.Duration `env:"MYMONIT_LOGSTASH_MAX_BACKOFF" default:"5s" min:"100ms" help:"longest wait between reconnection attempts to Logstash"`

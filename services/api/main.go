@@ -6,6 +6,7 @@
 //
 //	api                                              serve
 //	api bootstrap-admin -uid UID [-name N] [-email E] [-force]
+//	api config                                       print the configuration reference
 //
 // bootstrap-admin creates the first administrator, for the Firebase uid
 // UID, directly in the database (MYMONIT_MYSQL_DSN; the schema must be
@@ -64,8 +65,11 @@ func run(ctx context.Context, args []string) error {
 		switch args[0] {
 		case "bootstrap-admin":
 			return bootstrapAdmin(ctx, args[1:], os.Stdout)
+		case "config":
+			_, err := fmt.Fprint(os.Stdout, config.Markdown(Config{}))
+			return err
 		default:
-			return fmt.Errorf("unknown command %q (commands: bootstrap-admin; none to serve)", args[0])
+			return fmt.Errorf("unknown command %q (commands: bootstrap-admin, config; none to serve)", args[0])
 		}
 	}
 	return serve(ctx)
@@ -92,6 +96,15 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	// Without MIGRATE_ON_START the api serves whatever the schema, and
+	// /readyz answers 503 until it is the one this binary knows.
+	if cfg.MySQL.MigrateOnStart {
+		applied, err := storage.Migrate(ctx, db, log.Named("storage"))
+		if err != nil {
+			return fmt.Errorf("migrations at start: %w", err)
+		}
+		log.Info("schema is current", zap.Int("migrations_applied", len(applied)))
+	}
 
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), logs.Collector()} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mymonit/mymonit/pkg/config"
 	"github.com/mymonit/mymonit/pkg/logging"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/pkg/testenv"
 )
 
-func TestServesReadinessAgainstTheDatabase(t *testing.T) {
-	dsn := testenv.MySQLDatabase(t)
+// startServe runs the api on a free port against the database dsn, with
+// the extra variables env, until the test ends, and returns a function that
+// polls /readyz.
+func startServe(t *testing.T, dsn string, env map[string]string) (readyz func() int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -32,33 +37,46 @@ func TestServesReadinessAgainstTheDatabase(t *testing.T) {
 	t.Setenv("MYMONIT_LOG_LEVEL", "warn")
 	t.Setenv("MYMONIT_FIREBASE_PROJECT_ID", "demo-mymonit")
 	t.Setenv("MYMONIT_MODE", "test")
-	t.Setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:1") // never called by this test
+	t.Setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:1") // never called by these tests
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-	}()
-
-	status := func() int {
+	})
+	return func() int {
+		t.Helper()
 		for range 100 {
 			resp, err := http.Get("http://" + addr + "/readyz")
 			if err == nil {
 				resp.Body.Close()
 				return resp.StatusCode
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case err := <-done:
+				t.Fatalf("api stopped: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 		t.Fatal("api never answered")
 		return 0
 	}
+}
+
+func TestServesReadinessAgainstTheDatabase(t *testing.T) {
+	dsn := testenv.MySQLDatabase(t)
+	status := startServe(t, dsn, nil)
 	if got := status(); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before migrations = %d, want 503", got)
 	}
+	ctx := context.Background()
 	db, err := storage.Open(ctx, storage.Config{DSN: dsn, MaxOpenConns: 2, MaxIdleConns: 2, ConnMaxLifetime: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +87,22 @@ func TestServesReadinessAgainstTheDatabase(t *testing.T) {
 	}
 	if got := status(); got != http.StatusOK {
 		t.Errorf("/readyz after migrations = %d, want 200", got)
+	}
+}
+
+func TestMigratesOnStart(t *testing.T) {
+	dsn := testenv.MySQLDatabase(t)
+	status := startServe(t, dsn, map[string]string{"MYMONIT_MYSQL_MIGRATE_ON_START": "true"})
+	if got := status(); got != http.StatusOK {
+		t.Errorf("/readyz with MYMONIT_MYSQL_MIGRATE_ON_START=true on an empty database = %d, want 200", got)
+	}
+	db, err := storage.Open(context.Background(), storage.Config{DSN: dsn, MaxOpenConns: 1, MaxIdleConns: 1, ConnMaxLifetime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := storage.Check(context.Background(), db); err != nil {
+		t.Errorf("schema after the start: %v", err)
 	}
 }
 
@@ -173,4 +207,22 @@ func bootstrapOrRun(ctx context.Context, args []string, out *strings.Builder) er
 		return bootstrapAdmin(ctx, args[1:], out)
 	}
 	return run(ctx, args)
+}
+
+// The README's configuration reference of the api is the one the code
+// declares.
+func TestREADMEConfigReference(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- config:api -->\n", "<!-- /config:api -->"
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q … %q section", begin, end)
+	}
+	if got, want := s[i+len(begin):j], config.Markdown(Config{}); got != want {
+		t.Errorf("README.md configuration reference of the api is stale; replace it with the output of `api config`:\n%s", want)
+	}
 }
