@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -77,6 +78,10 @@ func validateUserFields(name, email string, role Role) error {
 func validateUID(uid string) error {
 	if uid == "" || len(uid) > MaxFirebaseUIDLen || !utf8.ValidString(uid) {
 		return fmt.Errorf("firebase uid must be 1 to %d bytes of UTF-8: %w", MaxFirebaseUIDLen, ErrInvalid)
+	}
+	// The column's collation ignores trailing spaces: "x " would be "x".
+	if strings.HasSuffix(uid, " ") {
+		return fmt.Errorf("firebase uid must not end with a space: %w", ErrInvalid)
 	}
 	return nil
 }

@@ -71,6 +71,13 @@ func TestUsers(t *testing.T) {
 		{"unknown id", func() error { _, err := s.UserByID(ctx, 999999); return err }, storage.ErrNotFound},
 		{"unknown uid", func() error { _, err := s.UserByFirebaseUID(ctx, "nope"); return err }, storage.ErrNotFound},
 		{"empty uid lookup", func() error { _, err := s.UserByFirebaseUID(ctx, ""); return err }, storage.ErrNotFound},
+		// The collation ignores trailing spaces; the store must not.
+		{"uid with a trailing space", func() error {
+			_, err := s.CreateUser(ctx, storage.User{FirebaseUID: "z ", Role: storage.RoleAdmin})
+			return err
+		}, storage.ErrInvalid},
+		{"lookup with a trailing space", func() error { _, err := s.UserByFirebaseUID(ctx, "uid-A "); return err }, storage.ErrNotFound},
+		{"caller with a trailing space", func() error { _, err := s.UserAndExperiment(ctx, "uid-A ", "erase-me"); return err }, storage.ErrNotFound},
 		{"update unknown", func() error { _, err := s.UpdateUser(ctx, 999999, storage.UserUpdate{}); return err }, storage.ErrNotFound},
 		{"update bad role", func() error {
 			_, err := s.UpdateUser(ctx, got.ID, storage.UserUpdate{Role: ptr(storage.Role("x"))})

@@ -295,6 +295,8 @@ func TestValidation(t *testing.T) {
 		{"bad role filter", "GET", "/v1/users?role=king", ``, 400, "query.role"},
 		{"bad cursor", "GET", "/v1/users?cursor=zzz", ``, 400, "query.cursor"},
 		{"unknown query", "GET", "/v1/users?sort=name", ``, 400, "query.sort"},
+		{"query on a create of a user", "POST", "/v1/users?role=admin", `{"firebase_uid":"x","role":"admin"}`, 400, "query.role"},
+		{"query on a create of an experiment", "POST", "/v1/experiments?dry_run=1", `{"id":"exp2"}`, 400, "query.dry_run"},
 		{"bad firebase flag", "DELETE", "/v1/users/1?firebase=maybe", ``, 400, "query.firebase"},
 		{"unknown user", "GET", "/v1/users/999999", ``, 404, "not-found"},
 		{"unknown route", "GET", "/v1/nope", ``, 404, "not-found"},

@@ -13,7 +13,9 @@
 // decides the rest:
 //
 //   - admin: everything.
-//   - auditor: reads all experiments; no users, no memberships, no changes.
+//   - auditor: reads all experiments, and the data (measures, sensors, live)
+//     of those it is a member of (403 on the others); no users, no
+//     memberships, no changes.
 //   - scientist: reads only the experiments it is a member of.
 //
 // A role that may not use a route gets 403 before anything else is looked

@@ -51,6 +51,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
 // ---- users ----
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
 	var body userCreate
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
@@ -284,6 +287,27 @@ func (s *Server) experiment(r *http.Request) (storage.Experiment, error) {
 	return c.Experiment, nil
 }
 
+// dataExperiment is experiment for the routes that read an experiment's
+// data (measures, sensors, the live stream): those are for its members and
+// admins. An auditor sees every experiment but reads the data of those it is
+// a member of only; anything else is 403.
+func (s *Server) dataExperiment(r *http.Request) (storage.Experiment, error) {
+	e, err := s.experiment(r)
+	if err != nil {
+		return e, err
+	}
+	if !mayReadData(caller(r).Role, infoOf(r.Context()).access.Member) {
+		return storage.Experiment{}, forbidden(fmt.Sprintf("the data of experiment %q is for its members: auditors read the experiments, and the data of those they are members of", e.Slug))
+	}
+	return e, nil
+}
+
+// mayReadData reports whether a user of role, member or not of an
+// experiment, reads its data (see dataExperiment).
+func mayReadData(role storage.Role, member bool) bool {
+	return role == storage.RoleAdmin || member
+}
+
 // notMember is the answer to a scientist that is not a member of e: 403
 // when its membership was revoked (it knew the experiment already, so
 // saying so reveals nothing, and it learns what happened), else the 404 of
@@ -300,6 +324,9 @@ func (s *Server) notMember(r *http.Request, e storage.Experiment) error {
 }
 
 func (s *Server) createExperiment(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyQuery(r); err != nil {
+		return err
+	}
 	var body experimentCreate
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
@@ -367,14 +394,14 @@ func (s *Server) updateExperiment(w http.ResponseWriter, r *http.Request) error 
 	if err := body.validate(); err != nil {
 		return err
 	}
-	e, err = s.store.UpdateExperiment(r.Context(), e.ID, body.toDB())
+	updated, err := s.store.UpdateExperiment(r.Context(), e.ID, body.toDB())
 	if errors.Is(err, storage.ErrNotFound) {
 		return experimentNotFound(e.Slug)
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, experimentToAPI(e))
+	writeJSON(w, http.StatusOK, experimentToAPI(updated))
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mymonit/mymonit/pkg/measure"
 	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
 	"github.com/mymonit/mymonit/services/api/internal/live"
 )
 
@@ -94,11 +95,26 @@ func parseLiveQuery(r *http.Request) (map[string]bool, error) {
 	return filter, v.err()
 }
 
+// tokenEnded is the reason of the end of a stream whose token is no longer
+// valid.
+const tokenEnded = "your token expired or was revoked; reconnect with a fresh one"
+
 // stillAllowed re-checks that the caller of a stream may read the
-// experiment: the user still exists with a role that reads it, the
-// experiment still exists, and a scientist is still a member. It returns
-// the reason when not.
-func (s *Server) stillAllowed(ctx context.Context, u storage.User, e storage.Experiment) (string, error) {
+// experiment's data: the user still exists, the experiment still exists,
+// and the user is still an admin or a member (mayReadData). It returns the
+// reason when not.
+func (s *Server) stillAllowed(ctx context.Context, c streamCaller, e storage.Experiment) (string, error) {
+	// The token as a new request would be checked (a cached verification
+	// holds for MYMONIT_AUTH_CACHE_TTL at most): expired, revoked, or of a
+	// disabled or deleted account ends the stream; an unreachable identity
+	// provider does not.
+	if _, err := s.verifier.Verify(ctx, c.authorization); err != nil {
+		if errors.Is(err, auth.ErrUnauthenticated) {
+			return tokenEnded, nil
+		}
+		return "", err
+	}
+	u := c.user
 	now, err := s.store.UserByID(ctx, u.ID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && now.Erased()) {
 		return "your account was removed", nil
@@ -111,7 +127,7 @@ func (s *Server) stillAllowed(ctx context.Context, u storage.User, e storage.Exp
 	} else if err != nil {
 		return "", err
 	}
-	if now.Role != storage.RoleScientist {
+	if mayReadData(now.Role, false) {
 		return "", nil
 	}
 	ok, err := s.store.IsMember(ctx, e.ID, u.ID)
@@ -128,7 +144,7 @@ func (s *Server) stillAllowed(ctx context.Context, u storage.User, e storage.Exp
 // Events until the client goes away, the caller loses access, or the
 // server shuts down.
 func (s *Server) liveMeasures(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.experiment(r)
+	e, err := s.dataExperiment(r)
 	if err != nil {
 		return err
 	}
@@ -166,7 +182,7 @@ func (s *Server) liveMeasures(w http.ResponseWriter, r *http.Request) error {
 	sw.event("ready", fmt.Sprintf(`{"experiment":%q}`, e.Slug))
 	s.log.Info("live stream opened", zap.String("http.request.id", info.id), zap.String("mymonit.experiment", e.Slug))
 
-	reason := s.stream(r.Context(), sw, sub, u, e, filter)
+	reason := s.stream(r.Context(), sw, sub, streamCaller{user: u, authorization: r.Header.Get("Authorization"), expires: info.expires}, e, filter)
 	if reason != "" {
 		sw.event("end", fmt.Sprintf(`{"reason":%q}`, reason))
 	}
@@ -175,24 +191,42 @@ func (s *Server) liveMeasures(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// streamCaller is who opened a stream, as its re-checks need it.
+type streamCaller struct {
+	user          storage.User
+	authorization string    // the request's Authorization header
+	expires       time.Time // the token's expiry; zero: none known
+}
+
 // stream runs the event loop and returns why the server ended it ("" when
 // the client went away or a write failed).
-func (s *Server) stream(ctx context.Context, sw *sseWriter, sub *live.Subscription, u storage.User, e storage.Experiment, filter map[string]bool) string {
+func (s *Server) stream(ctx context.Context, sw *sseWriter, sub *live.Subscription, c streamCaller, e storage.Experiment, filter map[string]bool) string {
 	keepAlive := time.NewTicker(liveKeepAlive)
 	defer keepAlive.Stop()
 	recheck := time.NewTicker(s.liveRecheck)
 	defer recheck.Stop()
+	var expired <-chan time.Time
+	if !c.expires.IsZero() {
+		t := time.NewTimer(time.Until(c.expires))
+		defer t.Stop()
+		expired = t.C
+	}
+	// Taken before the loop and again as soon as it fires, so that an admin
+	// change made while events are written is not missed.
+	access := s.liveAccess.wait()
 	for sw.err == nil {
-		var access <-chan struct{} = s.liveAccess.wait()
 		select {
 		case <-ctx.Done():
 			return ""
 		case <-s.shutdown:
 			return "the server is shutting down; reconnect"
+		case <-expired:
+			return tokenEnded
 		case <-keepAlive.C:
 			sw.comment("keep-alive")
 		case <-recheck.C:
 		case <-access:
+			access = s.liveAccess.wait()
 		case ms := <-sub.C():
 			for _, m := range ms {
 				if filter != nil && !filter[m.Sensor] {
@@ -211,7 +245,7 @@ func (s *Server) stream(ctx context.Context, sw *sseWriter, sub *live.Subscripti
 		}
 		// A periodic or triggered re-check of access.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		why, err := s.stillAllowed(cctx, u, e)
+		why, err := s.stillAllowed(cctx, c, e)
 		cancel()
 		if err != nil {
 			s.log.Warn("live stream: access re-check failed; keeping the stream until the next one", zap.Error(err))

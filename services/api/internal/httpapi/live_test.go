@@ -18,6 +18,8 @@ import (
 	"github.com/mymonit/mymonit/pkg/queue"
 	"github.com/mymonit/mymonit/pkg/storage"
 	"github.com/mymonit/mymonit/pkg/testenv"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
+	"github.com/mymonit/mymonit/services/api/internal/auth/authtest"
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
 	"github.com/mymonit/mymonit/services/api/internal/live"
 )
@@ -30,7 +32,7 @@ type liveEnv struct {
 	reg *prometheus.Registry
 }
 
-func newLiveEnv(t *testing.T, recheck time.Duration) *liveEnv {
+func newLiveEnv(t *testing.T, recheck time.Duration, opts ...func(*httpapi.Params)) *liveEnv {
 	t.Helper()
 	url := testenv.AMQP(t)
 	cfg := queue.Config{URL: url, Exchange: testenv.Name("api_live")}
@@ -55,7 +57,7 @@ func newLiveEnv(t *testing.T, recheck time.Duration) *liveEnv {
 			t.Fatal("the tap did not connect")
 		}
 	}
-	e := newEnv(t, func(p *httpapi.Params) { p.Live = hub; p.LiveRecheck = recheck })
+	e := newEnv(t, append([]func(*httpapi.Params){func(p *httpapi.Params) { p.Live = hub; p.LiveRecheck = recheck }}, opts...)...)
 	pub := queue.NewPublisher(queue.PublisherParams{Config: cfg, Logger: zaptest.NewLogger(t)})
 	t.Cleanup(func() { _ = pub.Close() })
 	return &liveEnv{env: e, cfg: cfg, pub: pub, reg: reg}
@@ -244,8 +246,10 @@ func TestLiveStreamPeriodicRecheckAndClientGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := le.store.AddMembership(ctx, exp.ID, sci.user.ID); err != nil {
-		t.Fatal(err)
+	for _, u := range []account{sci, aud} {
+		if err := le.store.AddMembership(ctx, exp.ID, u.user.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sciStream := le.openStream(t, sci.token, "/v1/experiments/beam/measures/live")
 	sciStream.expect(t, "ready")
@@ -330,4 +334,64 @@ func waitWatchers(t *testing.T, le *liveEnv, n float64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// shortTokens makes every token expire soon after it is verified.
+type shortTokens struct {
+	httpapi.Verifier
+	ttl time.Duration
+}
+
+func (v shortTokens) Verify(ctx context.Context, header string) (auth.Identity, error) {
+	id, err := v.Verifier.Verify(ctx, header)
+	id.ExpiresAt = time.Now().Add(v.ttl)
+	return id, err
+}
+
+// A stream lives no longer than its token: it ends when the token expires,
+// and when a re-check finds the account disabled.
+func TestLiveStreamEndsWithTheToken(t *testing.T) {
+	openMember := func(t *testing.T, le *liveEnv) (account, *stream) {
+		t.Helper()
+		ctx := testCtx(t)
+		sci := le.signUp(storage.RoleScientist)
+		exp, err := le.store.CreateExperiment(ctx, storage.Experiment{Slug: "tok", Name: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := le.store.AddMembership(ctx, exp.ID, sci.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		s := le.openStream(t, sci.token, "/v1/experiments/tok/measures/live")
+		s.expect(t, "ready")
+		return sci, s
+	}
+	t.Run("expiry", func(t *testing.T) {
+		// No periodic re-check: the expiry alone must end it.
+		le := newLiveEnv(t, time.Hour, func(p *httpapi.Params) { p.Verifier = shortTokens{p.Verifier, 500 * time.Millisecond} })
+		_, s := openMember(t, le)
+		if got := s.expect(t, "end").data; !strings.Contains(got, "token expired") {
+			t.Fatalf("end reason %s", got)
+		}
+		s.expectClosed(t)
+	})
+	t.Run("disabled account", func(t *testing.T) {
+		le := newLiveEnv(t, 100*time.Millisecond, func(p *httpapi.Params) {
+			cfg := auth.DefaultConfig(authtest.ProjectID)
+			cfg.Mode, cfg.CacheTTL = auth.ModeTest, 0 // every check asks the emulator
+			v, err := auth.NewVerifier(context.Background(), auth.Params{Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Verifier = v
+		})
+		sci, s := openMember(t, le)
+		le.publish(t, liveMeasure("tok", "t", 1, 1))
+		s.expect(t, "measure")
+		le.emu.Disable(t, sci.fb.UID)
+		if got := s.expect(t, "end").data; !strings.Contains(got, "revoked") {
+			t.Fatalf("end reason %s", got)
+		}
+		s.expectClosed(t)
+	})
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // TestAuthorizationMatrix calls every route as every kind of caller, on an
-// experiment the scientist is a member of ("own") and one it is not
-// ("foreign"), and asserts the exact status: no object-level leak.
+// experiment the scientist and the auditor are members of ("own") and one
+// they are not ("foreign"), and asserts the exact status: no object-level
+// leak.
 func TestAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
 	ctx := testCtx(t)
@@ -29,8 +30,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		exps[slug] = x
 	}
 	for _, slug := range []string{"own", "del-own"} {
-		if err := e.store.AddMembership(ctx, exps[slug].ID, sci.user.ID); err != nil {
-			t.Fatal(err)
+		for _, u := range []account{sci, aud} {
+			if err := e.store.AddMembership(ctx, exps[slug].ID, u.user.ID); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// Users erased by the admin's DELETE calls, one per scope.
@@ -82,9 +85,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /v1/experiments/{id}", func(s string) call { return call{"GET", "/v1/experiments/" + s, nil} },
 			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
 		{"GET /v1/experiments/{id}/measures", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/measures", nil} },
-			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
+			all(200), map[string]int{"own": 200, "foreign": 404}, map[string]int{"own": 200, "foreign": 403}},
 		{"GET /v1/experiments/{id}/sensors", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/sensors", nil} },
-			all(200), map[string]int{"own": 200, "foreign": 404}, all(200)},
+			all(200), map[string]int{"own": 200, "foreign": 404}, map[string]int{"own": 200, "foreign": 403}},
 		{"PATCH /v1/experiments/{id}", func(s string) call { return call{"PATCH", "/v1/experiments/" + s, patchExp} },
 			all(200), all(403), all(403)},
 		{"GET /v1/experiments/{id}/members", func(s string) call { return call{"GET", "/v1/experiments/" + s + "/members", nil} },
@@ -101,7 +104,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// 503, which proves authorization runs first (streams: live_test.go).
 		{"GET /v1/experiments/{id}/measures/live", func(s string) call {
 			return call{"GET", "/v1/experiments/" + s + "/measures/live", nil}
-		}, all(503), map[string]int{"own": 503, "foreign": 404}, all(503)},
+		}, all(503), map[string]int{"own": 503, "foreign": 404}, map[string]int{"own": 503, "foreign": 403}},
 		{"DELETE /v1/users/{id}", func(s string) call { return call{"DELETE", fmt.Sprintf("/v1/users/%d", doomed[s]), nil} },
 			all(204), all(403), all(403)},
 	}

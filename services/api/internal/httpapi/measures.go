@@ -422,7 +422,7 @@ func bucketPageOf(every time.Duration, bs []storage.Bucket, aggs []string, next 
 }
 
 func (s *Server) listMeasures(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.experiment(r)
+	e, err := s.dataExperiment(r)
 	if err != nil {
 		return err
 	}
@@ -836,7 +836,7 @@ type sensorList struct {
 }
 
 func (s *Server) listSensors(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.experiment(r)
+	e, err := s.dataExperiment(r)
 	if err != nil {
 		return err
 	}

@@ -285,6 +285,16 @@ func TestMeasuresJSON(t *testing.T) {
 		})
 	}
 	t.Run("as admin and auditor", func(t *testing.T) {
+		// An auditor reads the data of the experiments it is a member of.
+		wantStatus(t, "auditor, not a member", f.e.get(t, "/v1/experiments/exp/measures?limit=1", f.auditor.token, nil), http.StatusForbidden)
+		x, err := f.e.store.ExperimentBySlug(testCtx(t), "exp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.e.store.AddMembership(testCtx(t), x.ID, f.auditor.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.e.store.RemoveMembership(testCtx(t), x.ID, f.auditor.user.ID) })
 		for _, a := range []account{f.admin, f.auditor} {
 			r := f.e.get(t, "/v1/experiments/exp/measures?limit=1", a.token, nil)
 			wantStatus(t, string(a.user.Role), r, http.StatusOK)
@@ -614,8 +624,10 @@ func TestMeasuresReadsAreAudited(t *testing.T) {
 		map[string]string{"X-Request-ID": "read-3"}), http.StatusNotFound)
 	wantStatus(t, "bad read", f.e.get(t, "/v1/experiments/exp/measures?limit=0", f.sci.token,
 		map[string]string{"X-Request-ID": "read-4"}), http.StatusBadRequest)
-	wantStatus(t, "sensors", f.e.get(t, "/v1/experiments/exp/sensors", f.auditor.token,
+	wantStatus(t, "sensors", f.e.get(t, "/v1/experiments/exp/sensors", f.admin.token,
 		map[string]string{"X-Request-ID": "read-5"}), http.StatusOK)
+	wantStatus(t, "sensors, auditor not a member", f.e.get(t, "/v1/experiments/exp/sensors", f.auditor.token,
+		map[string]string{"X-Request-ID": "read-6"}), http.StatusForbidden)
 	wantStatus(t, "no token", f.e.get(t, "/v1/experiments/exp/measures", "", nil), http.StatusUnauthorized)
 
 	byID := map[string]map[string]any{}
@@ -630,7 +642,8 @@ func TestMeasuresReadsAreAudited(t *testing.T) {
 		"read-2": {"event.action": "measures.read", "event.outcome": "success", "user.id": fmt.Sprint(f.sci.user.ID)},
 		"read-3": {"event.action": "measures.read", "event.outcome": "failure", "user.id": fmt.Sprint(f.other.user.ID), "http.response.status_code": float64(404)},
 		"read-4": {"event.action": "measures.read", "event.outcome": "failure", "user.id": fmt.Sprint(f.sci.user.ID), "http.response.status_code": float64(400)},
-		"read-5": {"event.action": "sensors.read", "event.outcome": "success", "user.id": fmt.Sprint(f.auditor.user.ID)},
+		"read-5": {"event.action": "sensors.read", "event.outcome": "success", "user.id": fmt.Sprint(f.admin.user.ID)},
+		"read-6": {"event.action": "sensors.read", "event.outcome": "failure", "user.id": fmt.Sprint(f.auditor.user.ID), "http.response.status_code": float64(403)},
 	}
 	for id, fields := range want {
 		ev, ok := byID[id]

@@ -27,6 +27,8 @@ type requestInfo struct {
 	status int
 	user   storage.User // the caller, once authenticated
 	authed bool
+	// expires is when the caller's token expires (live streams end then).
+	expires time.Time
 
 	targetUser int64  // audit: the user acted upon
 	experiment string // audit: the experiment acted upon (slug)
@@ -217,6 +219,7 @@ func (s *Server) authorize(r *http.Request, rt route, scoped bool) error {
 		return err
 	}
 	info := infoOf(r.Context())
+	info.expires = id.ExpiresAt
 	var u storage.User
 	if slug := r.PathValue("id"); scoped && slugPattern.MatchString(slug) {
 		var c storage.Caller
