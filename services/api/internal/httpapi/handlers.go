@@ -418,7 +418,7 @@ func (s *Server) deleteExperiment(w http.ResponseWriter, r *http.Request) error 
 	case errors.Is(err, storage.ErrNotFound):
 		return experimentNotFound(e.Slug)
 	case errors.Is(err, storage.ErrConflict):
-		return conflict(fmt.Sprintf("experiment %q has measures; delete its data first", e.Slug))
+		return conflict(fmt.Sprintf("experiment %q has stored measures and cannot be deleted: the API does not delete measurement data", e.Slug))
 	case err != nil:
 		return err
 	}
