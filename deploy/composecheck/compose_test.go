@@ -535,3 +535,28 @@ func TestEnvExample(t *testing.T) {
 		}
 	}
 }
+
+// Every long-running MyMONIT service reads or writes the measures exchange
+// (the api for its live streams): each gets the broker's URL from the
+// amqp_url secret, or it would try the built-in default, a broker on its own
+// loopback.
+func TestBrokerWiring(t *testing.T) {
+	root := repoRoot(t)
+	p := load(t, root, []string{"MYMONIT_SECRETS_DIR=" + secretsDir(t, root)})
+	checked := 0
+	for name, s := range p.Services {
+		if oneShot(p, name) || !strings.HasPrefix(s.Image, "mymonit/") || name == "elk-setup" {
+			continue
+		}
+		checked++
+		if v := s.Environment["MYMONIT_AMQP_URL_FILE"]; v == nil || *v != "/run/secrets/amqp_url" {
+			t.Errorf("%s: MYMONIT_AMQP_URL_FILE is %v, want /run/secrets/amqp_url", name, v)
+		}
+		if !slices.ContainsFunc(s.Secrets, func(r types.ServiceSecretConfig) bool { return r.Source == "amqp_url" }) {
+			t.Errorf("%s: the amqp_url secret is not mounted", name)
+		}
+	}
+	if checked < 3 {
+		t.Errorf("checked %d services, want api, ingest and the adapters", checked)
+	}
+}

@@ -582,6 +582,20 @@ func checkWiring(t *testing.T, m *manifests) {
 			t.Errorf("PodDisruptionBudget %s minAvailable %s blocks every eviction of %d replicas", p.Name, p.Spec.MinAvailable, *d.Spec.Replicas)
 		}
 	}
+	// Every Deployment (api, ingest, adapters) uses the measures exchange,
+	// the api for its live streams: each reads the broker's URL from the
+	// mounted secret, or it would try a broker on its own loopback.
+	for _, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			file, ok := env(c, "MYMONIT_AMQP_URL_FILE")
+			mounted := slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+				return strings.HasPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
+			})
+			if !ok || !mounted {
+				t.Errorf("Deployment %s: MYMONIT_AMQP_URL_FILE=%q (set: %v) is not in a mounted volume", d.Name, file, ok)
+			}
+		}
+	}
 	for _, p := range m.pods() {
 		for _, c := range p.spec.Containers {
 			addr, ok := env(c, "MYMONIT_LOGSTASH_ADDR")
@@ -678,7 +692,7 @@ func checkNetworkPolicies(t *testing.T, m *manifests) {
 				egressPorts = append(egressPorts, p.Port.String())
 			}
 		}
-		for _, want := range []string{"53", "3306", strconv.Itoa(elk.ServicesPort), "443"} {
+		for _, want := range []string{"53", "3306", "5672", strconv.Itoa(elk.ServicesPort), "443"} {
 			if !slices.Contains(egressPorts, want) {
 				t.Errorf("NetworkPolicy %s: the api may not reach port %s (egress ports %v)", np.Name, want, egressPorts)
 			}
