@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	fbauth "firebase.google.com/go/v4/auth"
 	"github.com/google/go-cmp/cmp"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/mymonit/mymonit/pkg/health"
 	"github.com/mymonit/mymonit/pkg/storage"
+	"github.com/mymonit/mymonit/services/api/internal/auth"
 	"github.com/mymonit/mymonit/services/api/internal/auth/authtest"
 	"github.com/mymonit/mymonit/services/api/internal/httpapi"
 	"github.com/mymonit/mymonit/services/api/internal/live"
@@ -261,6 +264,45 @@ func TestTokens(t *testing.T) {
 	other := e.signUp(storage.RoleScientist)
 	e.emu.Disable(t, other.fb.UID)
 	wantStatus(t, "disabled account", e.do("GET", "/v1/me", other.token, nil), http.StatusUnauthorized)
+	// So is a revoked token (never used before, so not cached).
+	revoked := e.signUp(storage.RoleScientist)
+	e.emu.Revoke(t, revoked.fb.UID)
+	wantStatus(t, "revoked token", e.do("GET", "/v1/me", revoked.token, nil), http.StatusUnauthorized)
+}
+
+// In production mode, over HTTP: an unsigned token is 401 without any
+// network, and a token whose signature needs Google's public keys is 503
+// with Retry-After when they cannot be fetched (never 401), 401 when they
+// can.
+func TestTokensInProduction(t *testing.T) {
+	e := newEnv(t, func(p *httpapi.Params) {
+		t.Setenv(auth.EmulatorHostEnv, "")
+		cfg := auth.DefaultConfig(authtest.ProjectID)
+		cfg.CredentialsFile = authtest.FakeServiceAccount(t)
+		cfg.Timeout = 3 * time.Second
+		v, err := auth.NewVerifier(context.Background(), auth.Params{Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Verifier = v
+	})
+	now := time.Now()
+	claims := authtest.Claims(authtest.ProjectID, "forged-uid", now, now.Add(time.Hour))
+	unsigned := e.do("GET", "/v1/me", authtest.Token(t, map[string]any{"alg": "none", "typ": "JWT"}, claims, ""), nil)
+	wantStatus(t, "unsigned token", unsigned, http.StatusUnauthorized)
+
+	want := http.StatusServiceUnavailable
+	if c, err := net.DialTimeout("tcp", "www.googleapis.com:443", 2*time.Second); err == nil {
+		_ = c.Close()
+		want = http.StatusUnauthorized
+	}
+	forged := e.do("GET", "/v1/me", authtest.Token(t, map[string]any{"alg": "RS256", "kid": "0123456789abcdef", "typ": "JWT"}, claims, "not-a-signature"), nil)
+	wantStatus(t, "RS256 token, keys out of reach", forged, want)
+	if want == http.StatusServiceUnavailable {
+		if p := forged.problem(t); p.Type != httpapi.ProblemBase+httpapi.TypeUnavailable || forged.header.Get("Retry-After") == "" {
+			t.Errorf("problem %+v, Retry-After %q: want the unavailable type and a Retry-After", p, forged.header.Get("Retry-After"))
+		}
+	}
 }
 
 func TestValidation(t *testing.T) {

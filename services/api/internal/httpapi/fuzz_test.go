@@ -11,8 +11,9 @@ import (
 	"github.com/mymonit/mymonit/pkg/storage"
 )
 
-// FuzzParsing sends arbitrary bodies and query strings, as an admin, to
-// the routes that parse them: no input may yield a 5xx. `go test` runs the
+// FuzzParsing sends arbitrary bodies, query strings, path parameters and
+// Accept headers, as an admin, to the routes that parse them: no input may
+// yield a 5xx. `go test` runs the
 // seeds; `go test -fuzz FuzzParsing` explores (needs MariaDB and the Auth
 // Emulator like the other tests).
 func FuzzParsing(f *testing.F) {
@@ -71,6 +72,27 @@ func FuzzParsing(f *testing.F) {
 			r := e.doT(t, target.method, target.path+"?"+requestTarget(query), admin.token, b)
 			if r.status >= 500 {
 				t.Errorf("%s %s?%q with %q: %d %s", target.method, target.path, query, body, r.status, r.body)
+			}
+		}
+		// The query as a path parameter (an experiment slug, a user id); an
+		// empty one names another route.
+		seg := url.PathEscape(query)
+		if seg == "" {
+			seg = "%20"
+		}
+		for _, target := range []struct{ method, path string }{
+			{"GET", "/v1/experiments/" + seg},
+			{"GET", "/v1/experiments/" + seg + "/measures"},
+			{"GET", "/v1/experiments/" + seg + "/sensors"},
+			{"GET", "/v1/experiments/" + seg + "/members"},
+			{"GET", "/v1/users/" + seg},
+			{"GET", "/v1/users/" + seg + "/experiments"},
+			{"PUT", "/v1/experiments/fuzz/members/" + seg},
+			{"DELETE", "/v1/experiments/fuzz/members/" + seg},
+		} {
+			r := e.doT(t, target.method, target.path, admin.token, nil)
+			if r.status >= 500 {
+				t.Errorf("%s %s: %d %s", target.method, target.path, r.status, r.body)
 			}
 		}
 		// The measures again as a CSV stream, with the fuzzed body as the

@@ -71,20 +71,22 @@ func newEnv(t testing.TB, opts ...func(*httpapi.Params)) *env {
 	if _, err := storage.Migrate(ctx, db, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	store := storage.NewStore(storage.StoreParams{DB: db})
+	// Every component logs here, unredacted: the suite checks that none of
+	// them logs personal data or tokens.
+	logs := &testenv.Buffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logging.EncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
+
+	store := storage.NewStore(storage.StoreParams{DB: db, Logger: log.Named("storage")})
 	t.Cleanup(func() { _ = store.Close() })
 
 	emu := authtest.Start(t)
 	t.Setenv(auth.EmulatorHostEnv, emu.Host)
 	cfg := auth.DefaultConfig(emu.ProjectID)
 	cfg.Mode = auth.ModeTest
-	v, err := auth.NewVerifier(ctx, auth.Params{Config: cfg})
+	v, err := auth.NewVerifier(ctx, auth.Params{Config: cfg, Logger: log.Named("auth")})
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	logs := &testenv.Buffer{}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logging.EncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: emu.ProjectID})
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +129,11 @@ func newEnv(t testing.TB, opts ...func(*httpapi.Params)) *env {
 			if strings.Contains(out, s) {
 				t.Errorf("the logs contain a secret or personal datum %.20q...", s)
 			}
+		}
+		// Every JWT starts with the base64 of `{"`: no token, whole or cut,
+		// and no token header was logged.
+		if i := strings.Index(out, "eyJ"); i >= 0 {
+			t.Errorf("the logs contain what looks like a token: %.40q...", out[i:])
 		}
 	})
 	return e

@@ -36,6 +36,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	}
+	// A scientist whose memberships were revoked, and an erased user.
+	revoked := e.signUp(storage.RoleScientist)
+	for _, slug := range []string{"own", "del-own"} {
+		if err := e.store.AddMembership(ctx, exps[slug].ID, revoked.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.RemoveMembership(ctx, exps[slug].ID, revoked.user.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	erased := e.signUp(storage.RoleScientist)
+	if _, err := e.store.EraseUser(ctx, erased.user.ID); err != nil {
+		t.Fatal(err)
+	}
 	// Users erased by the admin's DELETE calls, one per scope.
 	doomed := map[string]int64{"own": e.signUp(storage.RoleScientist).user.ID, "foreign": e.signUp(storage.RoleScientist).user.ID}
 
@@ -115,6 +129,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{"no token", "", func(i int, _ string) int { return publicOr(routes[i].pattern, 401) }},
 		{"unknown user", unknown.token, func(i int, _ string) int { return publicOr(routes[i].pattern, 403) }},
+		{"erased user", erased.token, func(i int, _ string) int { return publicOr(routes[i].pattern, 403) }},
+		// Revoked: a foreign scientist everywhere, except that an experiment
+		// it knew says 403 rather than 404.
+		{"revoked scientist", revoked.token, func(i int, s string) int {
+			if st := routes[i].scientist["foreign"]; !(s == "own" && st == http.StatusNotFound) {
+				return st
+			}
+			return http.StatusForbidden
+		}},
 		{"auditor", aud.token, func(i int, s string) int { return routes[i].auditor[s] }},
 		{"scientist", sci.token, func(i int, s string) int { return routes[i].scientist[s] }},
 		{"admin", admin.token, func(i int, s string) int { return routes[i].admin[s] }}, // last: it changes things
